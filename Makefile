@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make demo` and `make test` (see README).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_TASK ?= rule_examples/reverse.jsonl
+
+.PHONY: demo test test-fast sandbox bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Builds the Docker sandbox image when an engine is reachable; otherwise the process sandbox is used.
+sandbox: $(STAMP)
+	@if $(BIN)/python -c "import docker; docker.from_env().ping()" >/dev/null 2>&1; then \
+		$(BIN)/autoconn sandbox build; \
+	else \
+		echo "no Docker engine reachable: candidates will run in the process sandbox (see README, Sandbox)"; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/autoconn induce $(DEMO_TASK) --force
+	@echo
+	$(BIN)/autoconn list
+
+test: $(STAMP) sandbox
+	$(BIN)/python -m pytest -q -rs
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not docker"
+
+bench: $(STAMP)
+	$(BIN)/autoconn bench rule_examples
+	$(BIN)/python benchmarks/runtime.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,3 @@
+"""AutoCoNN: from input/output examples to a verified, compiled transformer (CoNN)."""
+
+__version__ = "0.1.0"

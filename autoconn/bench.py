@@ -1,0 +1,110 @@
+"""`autoconn bench DIR`: induce every task in a folder and measure the success rate.
+
+Runs go to a scratch library (the user's generated_conns/ is not touched unless asked) and
+share one warm sandbox, so the figures measure induction rather than worker start-up.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from autoconn.inducers import make_inducers
+from autoconn.pipeline.graph import run_induction
+from autoconn.pipeline.nodes import Resources
+from autoconn.pipeline.runlog import new_run_id
+from autoconn.pipeline.state import RunConfig
+from autoconn.task import TaskError, load_task
+
+TIERS = ("easy", "medium", "hard")
+
+
+@dataclass
+class BenchRow:
+    task: str
+    tier: str
+    solved: bool
+    seconds: float
+    attempts: int
+    layers: Optional[int]
+    parameters: Optional[int]
+    heldout_accuracy: Optional[float]
+    reason: Optional[str]
+
+
+def read_tiers(directory: Path) -> dict[str, str]:
+    """Tier of each task from the folder's README table (a row naming `<task>.jsonl` and a tier)."""
+    readme = directory / "README.md"
+    tiers: dict[str, str] = {}
+    if not readme.exists():
+        return tiers
+    for line in readme.read_text(encoding="utf-8").splitlines():
+        if not line.lstrip().startswith("|"):
+            continue
+        cells = [c.strip(" `*") for c in line.strip().strip("|").split("|")]
+        names = [m.group(1) for c in cells for m in [re.search(r"([\w.-]+)\.jsonl", c)] if m]
+        tier = next((c.lower() for c in cells if c.lower() in TIERS), None)
+        if names and tier:
+            tiers[names[0]] = tier
+    return tiers
+
+
+def task_files(directory: Path, only: Optional[list[str]] = None) -> list[Path]:
+    files = sorted(directory.glob("*.jsonl"))
+    if only:
+        wanted = set(only)
+        files = [f for f in files if f.stem in wanted]
+    return files
+
+
+def run_bench(directory: Path, *, inducer: str, open_sandbox: Callable[[], Any], budget: float, max_attempts: int,
+              only: Optional[list[str]] = None, on_task: Callable[[str, Optional[BenchRow]], None] = lambda n, r: None,
+              workdir: Optional[Path] = None) -> list[BenchRow]:
+    tiers = read_tiers(directory)
+    scratch = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="autoconn-bench-"))
+    rows: list[BenchRow] = []
+    sandbox = open_sandbox()
+    try:
+        for path in task_files(directory, only):
+            on_task(path.stem, None)
+            try:
+                task = load_task(path)
+            except TaskError as error:
+                rows.append(BenchRow(path.stem, tiers.get(path.stem, "?"), False, 0.0, 0, None, None, None, f"bad task file: {error}"))
+                on_task(path.stem, rows[-1])
+                continue
+            inducers, chain = make_inducers(inducer)
+            resources = Resources(inducers=inducers, inducer_chain=chain, open_sandbox=lambda: sandbox, owns_sandbox=False)
+            config = RunConfig(run_id=new_run_id(task.name), task_path=str(path), name=task.name, description=None,
+                               max_seq_len=None, library_dir=str(scratch / "conns"), runs_dir=str(scratch / "runs"),
+                               inducer=inducer, candidates=[], sandbox="shared", budget_seconds=budget,
+                               max_attempts=max_attempts, batch_size=5, force=True)
+            summary = run_induction(resources, config).summary()
+            rows.append(BenchRow(task=task.name, tier=tiers.get(path.stem, "?"), solved=summary["status"] == "verified",
+                                 seconds=float(summary["seconds"]), attempts=int(summary["attempts"]),
+                                 layers=summary["layers"], parameters=summary["parameters"],
+                                 heldout_accuracy=summary["heldout_accuracy"], reason=summary["reason"]))
+            on_task(path.stem, rows[-1])
+    finally:
+        sandbox.close()
+    return rows
+
+
+def rates(rows: list[BenchRow]) -> dict[str, Any]:
+    """Success rate overall and per tier, and the median seconds of the solved tasks."""
+    def rate(subset: list[BenchRow]) -> dict[str, Any]:
+        solved = sum(r.solved for r in subset)
+        return {"solved": solved, "total": len(subset), "rate": solved / len(subset) if subset else 0.0}
+
+    by_tier = {tier: rate([r for r in rows if r.tier == tier]) for tier in sorted({r.tier for r in rows})}
+    solved_seconds = [r.seconds for r in rows if r.solved]
+    return {"overall": rate(rows), "tiers": by_tier,
+            "median_seconds_solved": statistics.median(solved_seconds) if solved_seconds else None}
+
+
+def to_json(rows: list[BenchRow]) -> dict[str, Any]:
+    return {"tasks": [asdict(r) for r in rows], **rates(rows)}

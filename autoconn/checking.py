@@ -1,0 +1,98 @@
+"""Check a candidate program against examples: sandboxed compile, then verification of the
+compiled model's outputs, then (when asked) the library entry's metadata.
+
+Shared by `autoconn check` and the induction pipeline so both judge candidates alike.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from autoconn import __version__
+from autoconn.conn.compile import CompileSettings
+from autoconn.conn.verify import Verification, verify_outputs
+from autoconn.task import Example, Task
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """The sandbox's answer for one candidate and, when it compiled, how its outputs scored."""
+
+    result: Any  # autoconn.sandbox.protocol.JobResult
+    verification: Verification | None
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.result.ok) and self.verification is not None and self.verification.passed
+
+    def reason(self) -> str:
+        """One short paragraph: why the candidate failed (empty when it passed)."""
+        if not self.result.ok:
+            return f"{self.result.stage}: {self.result.error}"
+        if self.verification is None or self.verification.passed:
+            return ""
+        v = self.verification
+        return f"wrong on {v.total - v.correct} of {v.total} examples"
+
+
+def make_job(source: str, task: Task, settings: CompileSettings, examples: Sequence[Example],
+             *, want_weights: bool = True, timeout_seconds: float = 180.0) -> Any:
+    from autoconn.sandbox.protocol import Job
+
+    return Job(
+        job_id=uuid.uuid4().hex[:12],
+        source=source,
+        vocab=list(task.input_vocab),
+        settings=settings.to_json(),
+        inputs=[list(e.inputs) for e in examples],
+        want_weights=want_weights,
+        timeout_seconds=timeout_seconds,
+    )
+
+
+def output_kind_problem(task: Task, result: Any) -> str:
+    """A numerical task needs a numerical program and vice versa; say so precisely."""
+    encoding = getattr(result, "output_encoding", None)
+    if encoding and encoding != task.output_kind:
+        return (f"the program's output is {encoding} but the task's outputs are {task.output_kind}: "
+                f"wrap the final SOp in rasp.{task.output_kind}(...) or change how it is computed")
+    return ""
+
+
+def check_source(sandbox: Any, source: str, task: Task, settings: CompileSettings,
+                 examples: Sequence[Example], *, want_weights: bool = True) -> CheckOutcome:
+    """Runs the candidate in the sandbox on `examples` and scores the compiled model's outputs."""
+    result = sandbox.run(make_job(source, task, settings, examples, want_weights=want_weights))
+    if not result.ok or result.model_outputs is None:
+        return CheckOutcome(result, None)
+    return CheckOutcome(result, verify_outputs(examples, result.model_outputs, task.output_kind))
+
+
+def display_path(path: str) -> str:
+    """A task path relative to the working directory when it lies below it (readable, portable)."""
+    import os
+
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+def conn_metadata(task: Task, settings: CompileSettings, size: dict[str, Any], spec: dict[str, Any],
+                  verification: Verification, provenance: dict[str, Any]) -> dict[str, Any]:
+    """conn.json content (DESIGN.md): what a reviewer and the fusion step need to know."""
+    return {
+        "description": task.description,
+        "vocab": list(task.input_vocab),
+        "output_kind": task.output_kind,
+        "output_shape": task.output_shape,
+        "output_vocab": list(task.output_vocab),
+        "max_seq_len": settings.max_seq_len,
+        "compiler": settings.to_json(),
+        "size": size,
+        "spec": spec,
+        "verification": verification.to_json(max_failures=0),
+        "provenance": {"autoconn_version": __version__, "tracr": "tracr-pypi 1.0.0", **provenance},
+        "task": {"name": task.name, "path": display_path(task.path), "sha256": task.sha256, "examples": len(task.examples)},
+        "fusion": None,
+    }

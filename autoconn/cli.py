@@ -1,0 +1,454 @@
+"""Command line: parse, call the library, print. Results on stdout, progress on stderr.
+
+Exit codes (DESIGN.md): 0 success, 1 nothing verified, 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from autoconn.conn.artifact import Library, LibraryError
+from autoconn.task import TaskError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  help="AutoCoNN: induce, compile, verify and register compiled transformers (CoNNs).")
+sandbox_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="The isolation that runs candidate programs.")
+app.add_typer(sandbox_app, name="sandbox")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SANDBOX_HELP = "auto (Docker when the engine and image are there, else a locked-down process), docker, or process."
+
+
+def fail_usage(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def parse_token(text: str, vocab: list[Any]) -> Any:
+    """`autoconn run` takes tokens as words; map each back to the vocab's own type."""
+    for token in vocab:
+        if isinstance(token, bool):
+            if text.lower() == str(token).lower():
+                return token
+        elif str(token) == text:
+            return token
+    return text
+
+
+@app.command()
+def induce(
+    task_file: Optional[Path] = typer.Argument(None, metavar="TASK.jsonl", help="Input/output examples of the rule."),
+    name: Optional[str] = typer.Option(None, "--name", help="Library name (default: the file's stem or the header's name)."),
+    description: Optional[str] = typer.Option(None, "--description", help="What the rule is, in words."),
+    inducer: str = typer.Option("auto", "--inducer", help="auto (the LLM when configured, else search), search, llm, or files."),
+    candidates: list[Path] = typer.Option([], "--candidate", help="With --inducer files: a program to try (repeatable, in order)."),
+    sandbox: str = typer.Option("auto", "--sandbox", help=SANDBOX_HELP),
+    max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Compiled length (default: twice the longest example)."),
+    out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run logs and checkpoints go."),
+    budget: float = typer.Option(300.0, "--budget", help="Seconds of work before giving up."),
+    max_attempts: int = typer.Option(40, "--max-attempts", help="Candidates to check before giving up."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing CoNN of the same name."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run (its RUN_ID)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
+) -> None:
+    """Find a RASP program for the examples, compile it, verify it on held-out examples, register it."""
+    from autoconn.conn.artifact import check_name
+    from autoconn.inducers import InducerUnavailable, make_inducers
+    from autoconn.pipeline.graph import run_induction
+    from autoconn.pipeline.nodes import Resources
+    from autoconn.pipeline.runlog import RunLog, new_run_id
+    from autoconn.pipeline.state import RunConfig
+    from autoconn.sandbox import SandboxUnavailable, open_sandbox
+    from autoconn.task import load_task
+
+    if sandbox not in ("auto", "docker", "process"):
+        fail_usage(f"--sandbox {sandbox!r}: choose auto, docker or process")
+    if budget <= 0 or max_attempts < 1:
+        fail_usage("--budget must be positive and --max-attempts at least 1")
+    config: Optional[RunConfig] = None
+    if resume:
+        saved = RunLog(runs_dir, resume)
+        if not saved.exists():
+            fail_usage(f"no run {resume!r} under {runs_dir}/ to resume (runs are folders there)")
+        start = saved.events()[0].get("config", {}) if saved.events() else {}
+        kind, paths, box = start.get("inducer", inducer), start.get("candidates", []), start.get("sandbox", sandbox)
+    else:
+        if task_file is None:
+            fail_usage("give a TASK.jsonl file (or --resume RUN_ID)")
+        try:
+            task = load_task(task_file, name=name, description=description, max_seq_len=max_seq_len)
+            check_name(task.name)
+        except (TaskError, LibraryError) as error:
+            fail_usage(str(error))
+        if Library(out_dir).exists(task.name) and not force:
+            fail_usage(f"a CoNN named {task.name!r} already exists in {out_dir}; pick another --name or pass --force")
+        for path in candidates:
+            if not path.is_file():
+                fail_usage(f"--candidate {path}: no such file")
+        kind, paths, box = inducer, [str(p) for p in candidates], sandbox
+        config = RunConfig(run_id=new_run_id(task.name), task_path=str(task_file), name=task.name, description=description,
+                           max_seq_len=max_seq_len, library_dir=str(out_dir), runs_dir=str(runs_dir), inducer=inducer,
+                           candidates=paths, sandbox=sandbox, budget_seconds=budget, max_attempts=max_attempts,
+                           batch_size=5, force=force)
+    try:
+        inducers, chain = make_inducers(kind, paths)
+    except InducerUnavailable as error:
+        fail_usage(str(error))
+    progress = InductionProgress(err)
+    resources = Resources(inducers=inducers, inducer_chain=chain, open_sandbox=lambda: open_sandbox(box),
+                          on_event=progress.event)
+    try:
+        with progress:
+            outcome = run_induction(resources, config, resume_run=resume, runs_dir=str(runs_dir))
+    except SandboxUnavailable as error:
+        fail_usage(str(error))
+    except FileNotFoundError as error:
+        fail_usage(str(error))
+    summary = outcome.summary()
+    if as_json:
+        emit_json(summary)
+    else:
+        _print_induce(summary)
+    raise typer.Exit(EXIT_OK if summary["status"] == "verified" else EXIT_FAILED)
+
+
+class InductionProgress:
+    """A one-line live display on stderr: stage, attempt, candidates checked, elapsed."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.status = console.status("starting...")
+        self.started = 0.0
+
+    def __enter__(self) -> "InductionProgress":
+        import time
+        self.started = time.monotonic()
+        self.status.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.status.__exit__(*exc)
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        import time
+        elapsed = time.monotonic() - self.started
+        if kind == "stage":
+            self.status.update(f"{data['stage']} | {data['attempts']} candidate(s) checked | {elapsed:.0f} s")
+        elif kind == "check":
+            self.status.update(f"check | attempt {data['attempt']}: {str(data.get('summary', ''))[:60]} | {elapsed:.0f} s")
+
+
+def _print_induce(summary: dict[str, Any]) -> None:
+    if summary["status"] == "verified":
+        out.print(f"[green]verified[/] {summary['name']}: {summary['heldout_examples']} held-out examples, "
+                  f"{100 * (summary['heldout_accuracy'] or 0):.0f}% right, proven up to length {summary['proven_up_to_length']} "
+                  f"(induced from lengths up to {summary['induced_up_to_length']}; compiled for {summary['compiled_max_seq_len']})")
+        out.print(f"  program:  {summary['program']}")
+        out.print(f"  model:    {summary['layers']} layers, {summary['parameters']} parameters")
+    else:
+        out.print(f"[red]no CoNN verified[/] for {summary['name']}: {summary['reason']}")
+        for item in summary["last_feedback"]:
+            out.print(f"  last feedback ({item['stage']}): {item['message'][:200]}", highlight=False)
+    out.print(f"  found by: {summary['inducer']} after {summary['attempts']} candidate(s) in {summary['seconds']} s")
+    out.print(f"  run log:  {summary['run_log']}   (resume: autoconn induce --resume {summary['run_id']})")
+
+
+@app.command()
+def bench(
+    directory: Path = typer.Argument(Path("rule_examples"), help="A folder of task files (*.jsonl), tiers read from its README table."),
+    inducer: str = typer.Option("search", "--inducer", help="auto, search or llm."),
+    sandbox: str = typer.Option("auto", "--sandbox", help=SANDBOX_HELP),
+    budget: float = typer.Option(60.0, "--budget", help="Seconds per task."),
+    max_attempts: int = typer.Option(20, "--max-attempts", help="Candidates per task."),
+    only: list[str] = typer.Option([], "--task", help="Only these tasks (file stems; repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Induce every task in DIR; print a table and the success rate per tier."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from autoconn.bench import BenchRow, rates, run_bench, task_files, to_json
+    from autoconn.inducers import InducerUnavailable, make_inducers
+    from autoconn.sandbox import SandboxUnavailable, open_sandbox
+
+    if not directory.is_dir():
+        fail_usage(f"{directory}: not a folder of task files")
+    files = task_files(directory, only or None)
+    if not files:
+        fail_usage(f"{directory}: no task files (*.jsonl){' matching --task' if only else ''}")
+    try:
+        make_inducers(inducer)
+    except InducerUnavailable as error:
+        fail_usage(str(error))
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=err, transient=True) as progress:
+        bar = progress.add_task("bench", total=len(files))
+
+        def on_task(name: str, row: Optional[BenchRow]) -> None:
+            if row is None:
+                progress.update(bar, description=f"inducing {name}")
+            else:
+                progress.advance(bar)
+
+        try:
+            rows = run_bench(directory, inducer=inducer, open_sandbox=lambda: open_sandbox(sandbox), budget=budget,
+                             max_attempts=max_attempts, only=only or None, on_task=on_task)
+        except SandboxUnavailable as error:
+            fail_usage(str(error))
+    if as_json:
+        emit_json(to_json(rows))
+        return
+    table = Table(title=f"autoconn bench {directory} (--inducer {inducer})")
+    for column in ("task", "tier", "solved", "seconds", "candidates", "layers", "parameters"):
+        table.add_column(column, justify="right" if column in ("seconds", "candidates", "layers", "parameters") else "left")
+    for row in rows:
+        table.add_row(row.task, row.tier, "[green]yes[/]" if row.solved else "[red]no[/]", f"{row.seconds:.1f}", str(row.attempts),
+                      str(row.layers or "-"), str(row.parameters or "-"))
+    out.print(table)
+    summary = rates(rows)
+    for tier, figures in summary["tiers"].items():
+        out.print(f"{tier:>7}: {figures['solved']}/{figures['total']} ({100 * figures['rate']:.0f}%)")
+    overall = summary["overall"]
+    median = summary["median_seconds_solved"]
+    out.print(f"overall: {overall['solved']}/{overall['total']} ({100 * overall['rate']:.0f}%), "
+              f"median seconds to a verified CoNN: {median:.1f}" if median is not None else
+              f"overall: {overall['solved']}/{overall['total']}")
+
+
+@app.command()
+def check(
+    program: Path = typer.Argument(..., help="Python file binding `program` to a rasp.SOp."),
+    task_file: Path = typer.Argument(..., metavar="TASK.jsonl", help="Examples the program must reproduce."),
+    register: Optional[str] = typer.Option(None, "--register", help="Register the CoNN under this name when it verifies."),
+    out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Compiled length (default: twice the longest example)."),
+    sandbox: str = typer.Option("auto", "--sandbox", help=SANDBOX_HELP),
+    force: bool = typer.Option(False, "--force", help="Replace an existing CoNN of the same name."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Compile a hand-written program in the sandbox and verify it on every example of a task."""
+    from autoconn.checking import check_source, conn_metadata
+    from autoconn.conn.compile import default_settings
+    from autoconn.task import load_task
+
+    try:
+        task = load_task(task_file, max_seq_len=max_seq_len)
+    except TaskError as error:
+        fail_usage(str(error))
+    if not program.is_file():
+        fail_usage(f"{program}: no such program file")
+    try:
+        source = program.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        fail_usage(f"{program}: not UTF-8 text")
+    library = Library(out_dir)
+    if register:
+        try:
+            from autoconn.conn.artifact import check_name
+            check_name(register)
+            if library.exists(register) and not force:
+                fail_usage(f"a CoNN named {register!r} already exists in {out_dir}; pick another name or pass --force")
+        except LibraryError as error:
+            fail_usage(str(error))
+    settings = default_settings(task.max_seq_len)
+    from autoconn.sandbox import SandboxUnavailable, open_sandbox
+
+    try:
+        with err.status(f"compiling {program.name} in the sandbox and running {len(task.examples)} examples..."):
+            with open_sandbox(sandbox) as box:  # open until registered: the weights live in its exchange dir
+                outcome = check_source(box, source, task, settings, task.examples)
+                summary = _check_summary(program, task, box.backend, outcome)
+                if summary["status"] == "verified" and register:
+                    meta = conn_metadata(task, settings, outcome.result.size, outcome.result.spec, outcome.verification,
+                                         {"inducer": "hand-written", "checked_with": f"autoconn check ({box.backend} sandbox)"})
+                    meta["verification"]["examples"] = "task"  # nothing was held out: every example checked
+                    entry = library.write(register, source, meta, weights_file=outcome.result.weights_path, force=force)
+                    summary["registered"] = str(entry.program_path)
+    except (SandboxUnavailable, LibraryError) as error:
+        fail_usage(str(error))
+    if as_json:
+        emit_json(summary)
+    else:
+        _print_check(summary)
+    raise typer.Exit(EXIT_OK if summary["status"] == "verified" else EXIT_FAILED)
+
+
+def _check_summary(program: Path, task: Any, backend: str, outcome: Any) -> dict[str, Any]:
+    from autoconn.checking import output_kind_problem
+
+    result = outcome.result
+    problem = output_kind_problem(task, result) if result.ok else ""
+    return {
+        "status": "verified" if outcome.passed and not problem else "failed",
+        "program": str(program),
+        "task": task.path,
+        "sandbox": backend,
+        "stage": result.stage,
+        "error": result.error or problem,
+        "size": result.size,
+        "verification": outcome.verification.to_json() if outcome.verification else None,
+        "seconds": round(result.seconds, 3),
+    }
+
+
+def _print_check(summary: dict[str, Any]) -> None:
+    verification = summary.get("verification")
+    if summary["status"] == "verified":
+        size = summary["size"] or {}
+        out.print(f"[green]verified[/]: {verification['correct']}/{verification['total']} examples "
+                  f"(up to {verification['max_length']} tokens) with the compiled model; "
+                  f"{size.get('layers')} layers, {size.get('parameters')} parameters")
+        if summary.get("registered"):
+            out.print(f"registered: {summary['registered']}")
+        return
+    if summary.get("stage"):
+        out.print(f"[red]failed[/] at {summary['stage']}: {summary['error']}", markup=True, highlight=False)
+        return
+    if summary.get("error"):
+        out.print(f"[red]failed[/]: {summary['error']}", highlight=False)
+    if verification:
+        out.print(f"[red]failed[/]: {verification['correct']}/{verification['total']} examples right; first failures:")
+        for failure in verification["failures"][:5]:
+            out.print(f"  input {failure['input']}\n    expected {failure['expected']}\n    got      {failure['got']}", highlight=False)
+
+
+@app.command("list")
+def list_conns(
+    out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the index as JSON."),
+) -> None:
+    """List the registered CoNNs."""
+    try:
+        index = Library(out_dir).read_index()
+    except LibraryError as error:
+        fail_usage(str(error))
+    if as_json:
+        emit_json(index["conns"])
+        return
+    table = Table(title=f"CoNNs in {out_dir}")
+    for column in ("name", "description", "vocab", "output", "max len", "layers", "params", "held-out", "by"):
+        table.add_column(column)
+    for name, entry in index["conns"].items():
+        accuracy = entry.get("heldout_accuracy")
+        table.add_row(name, str(entry.get("description", ""))[:48], _short_vocab(entry.get("vocab")),
+                      f"{entry.get('output_kind')}/{entry.get('output_shape')}", str(entry.get("max_seq_len")),
+                      str(entry.get("layers")), str(entry.get("parameters")),
+                      f"{100 * accuracy:.0f}% of {entry.get('heldout_examples')}" if accuracy is not None else "?",
+                      str(entry.get("inducer")))
+    out.print(table)
+    if not index["conns"]:
+        out.print(f"(empty: register one with `autoconn check PROGRAM.py TASK.jsonl --register NAME`)")
+
+
+def _short_vocab(vocab: Any) -> str:
+    if not vocab:
+        return "?"
+    text = ",".join(str(v) for v in vocab)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+@app.command()
+def show(
+    name: str = typer.Argument(..., help="A registered CoNN."),
+    out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print conn.json."),
+) -> None:
+    """Show a CoNN: its metadata, where it came from, and its program."""
+    try:
+        entry = Library(out_dir).get(name)
+    except LibraryError as error:
+        fail_usage(str(error))
+    if as_json:
+        emit_json(entry.meta | {"program": str(entry.program_path)})
+        return
+    meta = entry.meta
+    size, ver, prov = meta.get("size") or {}, meta.get("verification") or {}, meta.get("provenance") or {}
+    out.print(f"[bold]{name}[/]: {meta.get('description') or ''}")
+    out.print(f"  program:   {entry.program_path}")
+    out.print(f"  vocab:     {meta.get('vocab')}   output: {meta.get('output_kind')}/{meta.get('output_shape')}")
+    out.print(f"  compiled:  max_seq_len {meta.get('max_seq_len')}, {size.get('layers')} layers, {size.get('heads')} heads, "
+              f"residual {size.get('residual_width')}, {size.get('parameters')} parameters")
+    out.print(f"  verified:  {ver.get('correct')}/{ver.get('total')} held-out examples, up to {ver.get('max_length')} tokens")
+    out.print(f"  found by:  {prov.get('inducer')}" + (f" (run {prov['run_id']}: {prov.get('run_log')})" if prov.get("run_id") else ""))
+    out.print("")
+    out.print(entry.program_path.read_text(encoding="utf-8"), highlight=False, markup=False)
+
+
+@app.command()
+def run(
+    name: str = typer.Argument(..., help="A registered CoNN."),
+    tokens: list[str] = typer.Argument(..., help="Input tokens, e.g. `a b c` (a single word is split into characters if the vocab is single characters)."),
+    out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print {input, output} as JSON."),
+) -> None:
+    """Run a registered CoNN on one input, from its stored weights (no recompiling)."""
+    from autoconn.conn.runtime import ConnInputError
+
+    try:
+        entry = Library(out_dir).get(name)
+    except LibraryError as error:
+        fail_usage(str(error))
+    vocab = entry.spec.vocab
+    words = list(tokens)
+    if len(words) == 1 and all(isinstance(t, str) and len(t) == 1 for t in vocab) and len(words[0]) > 1:
+        words = list(words[0])
+    inputs = [parse_token(w, vocab) for w in words]
+    try:
+        runtime = entry.runtime()
+        output = runtime.run([inputs])[0]
+    except (ConnInputError, LibraryError) as error:
+        fail_usage(f"{name}: {error}")
+    if as_json:
+        emit_json({"name": name, "input": inputs, "output": output})
+    else:
+        out.print(" ".join(_format_value(v) for v in output), highlight=False)
+
+
+def _format_value(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@sandbox_app.command("status")
+def sandbox_status_command(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Which backend `--sandbox auto` would use, and why."""
+    from autoconn.sandbox import sandbox_status
+
+    status = sandbox_status()
+    if as_json:
+        emit_json(status)
+    else:
+        for key, value in status.items():
+            out.print(f"{key}: {value}", highlight=False)
+
+
+@sandbox_app.command("build")
+def sandbox_build_command(
+    base: Optional[str] = typer.Option(None, "--base", help="Base image (default: python:3.11-slim when reachable, else the local debootstrap base)."),
+) -> None:
+    """Build the Docker image the sandbox runs candidates in (no registry needed)."""
+    from autoconn.sandbox import build_image
+
+    tag = build_image(base=base)
+    out.print(f"built {tag}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

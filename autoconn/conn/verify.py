@@ -1,0 +1,89 @@
+"""Compare a CoNN's outputs with the expected ones: exact for categorical, a tolerance for numbers.
+
+Verification always uses the compiled model's outputs (tracr miscompiles some programs
+silently, so ``rasp.evaluate`` agreeing proves nothing about the weights).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from autoconn.task import Example, OutputKind
+
+NUMERIC_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class Failure:
+    inputs: list[Any]
+    expected: list[Any]
+    got: list[Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"input": self.inputs, "expected": self.expected, "got": self.got}
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Accuracy on a set of examples (whole sequences must match) and the failing ones."""
+
+    total: int
+    correct: int
+    failures: tuple[Failure, ...] = field(default_factory=tuple)
+    max_length: int = 0
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total if self.total else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.total > 0 and self.correct == self.total
+
+    def to_json(self, max_failures: int = 10, examples: str = "held-out") -> dict[str, Any]:
+        return {
+            "examples": examples,
+            "total": self.total,
+            "correct": self.correct,
+            "accuracy": self.accuracy,
+            "max_length": self.max_length,
+            "failures": [f.to_json() for f in self.failures[:max_failures]],
+        }
+
+
+def values_match(expected: Any, got: Any, kind: OutputKind, tolerance: float = NUMERIC_TOLERANCE) -> bool:
+    """One position: numbers within `tolerance` when numerical; same value and type otherwise."""
+    if kind == "numerical":
+        if not isinstance(got, (int, float)) or isinstance(got, bool) or got is None:
+            return False
+        return math.isfinite(float(got)) and abs(float(got) - float(expected)) <= tolerance
+    if isinstance(expected, bool) or isinstance(got, bool):
+        return type(expected) is type(got) and expected == got
+    if isinstance(expected, (int, float)) and isinstance(got, (int, float)):
+        return float(expected) == float(got)
+    return expected == got
+
+
+def verify_outputs(
+    examples: Sequence[Example],
+    outputs: Sequence[Sequence[Any] | None],
+    kind: OutputKind,
+    tolerance: float = NUMERIC_TOLERANCE,
+) -> Verification:
+    """Scores `outputs[i]` against `examples[i].outputs`; an example counts only if every position matches."""
+    if len(outputs) != len(examples):
+        raise ValueError(f"{len(outputs)} outputs for {len(examples)} examples")
+    failures: list[Failure] = []
+    correct = 0
+    for example, got in zip(examples, outputs):
+        got_list = list(got) if got is not None else []
+        ok = len(got_list) == len(example.outputs) and all(
+            values_match(e, g, kind, tolerance) for e, g in zip(example.outputs, got_list))
+        if ok:
+            correct += 1
+        else:
+            failures.append(Failure(list(example.inputs), list(example.outputs), got_list))
+    longest = max((len(e.inputs) for e in examples), default=0)
+    return Verification(total=len(examples), correct=correct, failures=tuple(failures), max_length=longest)

@@ -1,0 +1,23 @@
+"""An inducer that proposes programs a person wrote, in order: for comparing hand-written
+attempts under the same checks, and for driving the repair loop deterministically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from autoconn.inducers.base import Candidate, Feedback
+from autoconn.task import Example, Task
+
+
+class FilesInducer:
+    name = "files"
+
+    def __init__(self, paths: Sequence[str | Path]) -> None:
+        self.sources = [(str(p), Path(p).read_text(encoding="utf-8")) for p in paths]
+
+    def propose(self, task: Task, induction: Sequence[Example], feedback: Sequence[Feedback], *,
+                budget_seconds: float, limit: int) -> list[Candidate]:
+        tried = {f.source for f in feedback}
+        fresh = [Candidate(source=src, origin="files", summary=path) for path, src in self.sources if src not in tried]
+        return fresh[:limit]

@@ -1,0 +1,18 @@
+"""Offline induction: a typed, bottom-up enumerative synthesizer of compilable RASP programs.
+
+Modules, one job each:
+
+* ``dsl``         expression nodes, functions (callable + source text), costs
+* ``primitives``  the function library (Maps, SequenceMaps, Select predicates)
+* ``evaluate``    numpy semantics equal to ``rasp.evaluate``, value sets as tracr infers them
+* ``enumerator``  the cheapest-first search with observational-equivalence pruning
+* ``lower``       folding Maps the way tracr allows; tracr's layer count
+* ``render``      readable RASP source; ``build`` the same program as a rasp object
+* ``synthesize``  examples -> ranked programs; ``inducer`` the Inducer protocol
+"""
+
+from autoconn.inducers.search.enumerator import Search, SearchConfig
+from autoconn.inducers.search.inducer import SearchInducer
+from autoconn.inducers.search.synthesize import Found, Synthesis, synthesize, synthesize_task
+
+__all__ = ["Found", "Search", "SearchConfig", "SearchInducer", "Synthesis", "synthesize", "synthesize_task"]

@@ -1,0 +1,313 @@
+"""Goal-directed shortcuts: from one expression in the bank, a whole program in one step.
+
+Bottom-up enumeration reaches a program of cost c only after every cheaper behaviour. Most
+rules end in one of a few shapes, and for those the target itself says what the last
+piece must be, so each new expression is tested against these shapes (a few vectorised
+comparisons) and a match is proposed at once:
+
+* **finisher** -- the expression determines the target position by position: one library
+  function (constants taken from the data) maps it onto the target;
+* **binary finisher** -- the same for an attention output paired with a cheap context
+  expression (indices, tokens, length, ...), through one SequenceMap;
+* **source** -- the target is values moved around: an int expression naming, at each
+  position, a position that holds the wanted value gives
+  ``Aggregate(Select(indices, it, EQ), value)``; its inverse (a permutation saying where each
+  value goes) gives ``Aggregate(Select(it, indices, EQ), value)``;
+* **count** -- a broadcast target that is a function of how many positions a boolean
+  expression marks: ``f(SelectorWidth(Select(it, tokens, k)))``;
+* **unique** -- a broadcast target read at the one position a boolean expression marks:
+  ``Aggregate(Select(it, tokens, k), value)``.
+
+Every proposal is evaluated like any expression and must equal the target exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from autoconn.inducers.search import primitives as P
+from autoconn.inducers.search.dsl import INDICES, TOKENS, Lam, Node, Op, make
+from autoconn.inducers.search.evaluate import Entry, Evaluator, Sem
+
+MAX_VALUE_GOALS = 4
+MAX_CONTEXT = 6  # context expressions per role
+MAX_FINISHERS = 4
+
+Propose = Callable[[Node, Sem], None]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return a == b
+
+
+def functional(keys: list[np.ndarray], target: np.ndarray) -> tuple[tuple[tuple[int, ...], int], ...] | None:
+    """The map (key codes...) -> target code if the keys determine the target, else None.
+
+    Codes are below 2**20 (the universe is far smaller), so up to two keys and the target
+    pack into one int64 and a single 1-D np.unique does the work."""
+    shift = np.int64(1 << 20)
+    combined = np.zeros_like(target)
+    for k in keys:
+        combined = combined * shift + k
+    packed = np.unique(combined * shift + target)
+    key_part = packed // shift
+    if len(key_part) > 1 and (key_part[1:] == key_part[:-1]).any():
+        return None
+    out = []
+    for key, t in zip(key_part.tolist(), (packed % shift).tolist()):
+        parts = []
+        for _ in keys:
+            parts.append(key % (1 << 20))
+            key //= 1 << 20
+        out.append((tuple(reversed(parts)), t))
+    return tuple(out)
+
+
+class Goals:
+    """The shortcuts for one target (categorical outputs; codes [n_induction, width])."""
+
+    def __init__(self, ev: Evaluator, target: np.ndarray, pools: P.Pools, propose: Propose) -> None:
+        self.ev = ev
+        self.u = ev.u
+        self.n = len(target)
+        self.batch = ev.batch
+        self.mask = ev.batch.mask
+        self.imask = self.mask[: self.n]
+        self.target = target
+        self.flat = target[self.imask]
+        self.pools = pools
+        self.propose = propose
+        self.broadcast = bool(np.all((target == target[:, :1]) | ~self.imask))
+        self.row_target = target[:, 0]
+        self.lengths = self.batch.lengths[: self.n]
+        self.values: list[tuple[Entry, np.ndarray]] = []  # value goals: (v, allowed[n, q, k])
+        self.context: list[Entry] = []
+        self.context_same: list[np.ndarray] = []
+        self._roles: dict[str, int] = {}  # per context entry: equal at each probe pair
+        self._unary: dict[Any, list[Lam]] = {}
+        self._position_sets: dict[frozenset[int], bool] = {}
+        self._binary: dict[Any, list[tuple[Lam, bool]]] = {}
+        self.rows = np.arange(self.n)[:, None]
+        # Pairs of positions whose targets differ: an expression equal at both cannot
+        # determine the target, which rejects most expressions before any np.unique.
+        rng = np.random.default_rng(0)
+        left, right = rng.integers(0, len(self.flat), (2, 512))
+        differ = self.flat[left] != self.flat[right]
+        self.probe_left, self.probe_right = left[differ], right[differ]
+        self.cols = np.arange(self.batch.width)[None, :]
+
+    # ---- registration -------------------------------------------------------------------
+
+    def observe(self, entry: Entry) -> None:
+        """Cheap expressions become value goals (what may be moved) or context (what a
+        binary finisher may combine with)."""
+        node = entry.node
+        if node.cost <= 1 and entry.support == frozenset({"tokens"}) and len(self.values) < MAX_VALUE_GOALS:
+            v = entry.sem.codes[: self.n]
+            allowed = (v[:, None, :] == self.target[:, :, None]) & self.imask[:, None, :]
+            if (allowed.any(-1) | ~self.imask).all():
+                self.values.append((entry, allowed))
+        if node.op in (Op.TOKENS, Op.INDICES):
+            role = "input"
+        elif node.op is Op.WIDTH and node.cost <= 3:
+            role = "count"  # length, histograms, ranks
+        elif node.cost == 1 and entry.kind == "bool" and entry.support == frozenset({"indices"}):
+            role = "position"  # indices == c and the like
+        else:
+            role = ""
+        if role and self._roles.get(role, 0) < MAX_CONTEXT:
+            self._roles[role] = self._roles.get(role, 0) + 1
+            self.context.append(entry)
+            w = entry.sem.codes[: self.n][self.imask]
+            self.context_same.append(w[self.probe_left] == w[self.probe_right])
+
+    # ---- the checks ---------------------------------------------------------------------
+
+    def check(self, entry: Entry, arr: np.ndarray) -> None:
+        self.finish(entry.node, entry.sem, arr)
+        if entry.kind == "int":
+            ints = self.u.as_ints()[entry.sem.codes[: self.n]]
+            if self.values and self._positions(entry.sem.vset):
+                self.source(entry, ints)
+                self.inverse_source(entry, ints)
+            if self.broadcast and entry.node.op is Op.WIDTH:
+                is_zero = P.eq_c(0)
+                sem = self.ev.map(is_zero, entry.sem)
+                if sem is not None:
+                    self.unique(make(Op.MAP, (entry.node,), is_zero), sem, (ints == 0) & self.imask)
+        if entry.kind == "bool" and self.broadcast:
+            marks = self.u.as_bools()[entry.sem.codes[: self.n]].astype(bool) & self.imask
+            self.count(entry, marks)
+            self.unique(entry.node, entry.sem, marks)
+        if entry.node.op in (Op.WIDTH, Op.AGGREGATE) and self.context:
+            self.binary_finish(entry)
+        if self.broadcast and entry.node.op is Op.AGGREGATE and entry.kind == self.context[0].kind:
+            self.compare_count(entry)
+
+    def finish(self, node: Node, sem: Sem, arr: np.ndarray) -> None:
+        """One unary function from this expression onto the target."""
+        if len(sem.vset) > 64:
+            return
+        got = arr[: self.n][self.imask]
+        if (got[self.probe_left] == got[self.probe_right]).any():
+            return
+        mapping = functional([got], self.flat)
+        if mapping is None:
+            return
+        key = (sem.vset, mapping)
+        fns = self._unary.get(key)
+        if fns is None:
+            fns = self._finishers(sem.vset, mapping)
+            self._unary[key] = fns
+        for fn in fns:
+            out = self.ev.map(fn, sem)
+            if out is not None:
+                self.propose(make(Op.MAP, (node,), fn), out)
+
+    def _finishers(self, vset: frozenset[int], mapping: tuple[tuple[tuple[int, ...], int], ...]) -> list[Lam]:
+        src = [self.u.values[a[0]] for a, _ in mapping]
+        dst = [self.u.values[b] for _, b in mapping]
+        extra: list[Any] = list(dict.fromkeys(dst))
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in src + dst):
+            extra += list(dict.fromkeys([t - s for s, t in zip(src, dst)] + [s + t for s, t in zip(src, dst)]))
+        fns = P.unary_library(self.ev.values(vset), self.pools, outputs=True, extra=extra)
+        if len(set(map(repr, dst))) == 2:  # a two-way switch on one value: a if x == c else b
+            for c, a in zip(src, dst):
+                others = {repr(t): t for s, t in zip(src, dst) if s != c}
+                if len(others) == 1 and repr(a) not in others:
+                    fns.append(P.switch(c, a, next(iter(others.values()))))
+        out = []
+        for fn in fns:
+            try:
+                if all(_same(fn.call(s), t) for s, t in zip(src, dst)):
+                    out.append(fn)
+            except Exception:  # noqa: BLE001 - not applicable to these values
+                continue
+        return out[:MAX_FINISHERS]
+
+    def binary_finish(self, entry: Entry) -> None:
+        """One SequenceMap of this attention output and a context expression onto the target."""
+        got = entry.sem.codes[: self.n][self.imask]
+        same = got[self.probe_left] == got[self.probe_right]
+        for w, w_same in zip(self.context, self.context_same):
+            if w.node is entry.node or (same & w_same).any():
+                continue
+            mapping = functional([got, w.sem.codes[: self.n][self.imask]], self.flat)
+            if mapping is None:
+                continue
+            for fn, swap in self._binary_fns(entry, w, mapping):
+                a, b = (w, entry) if swap else (entry, w)
+                out = self.ev.seqmap(fn, a.sem, b.sem)
+                if out is not None:
+                    self.propose(make(Op.SEQMAP, (a.node, b.node), fn), out)
+
+    def _binary_fns(self, e: Entry, w: Entry, mapping: Any) -> list[tuple[Lam, bool]]:
+        key = (e.sem.vset, w.sem.vset, mapping)
+        found = self._binary.get(key)
+        if found is not None:
+            return found
+        pairs = [((self.u.values[a], self.u.values[b]), self.u.values[t]) for (a, b), t in mapping]
+        dst = list(dict.fromkeys(t for _, t in pairs))
+        pools = P.Pools(self.pools.tokens, tuple(dict.fromkeys(list(self.pools.outputs) + dst)), self.pools.ints,
+                        self.pools.sentinels)
+        found = []
+        for swap in (False, True):
+            ka, kb = (w.kind, e.kind) if swap else (e.kind, w.kind)
+            for fn in P.binary_library(ka, kb, pools):
+                try:
+                    if all(_same(fn.lam.call(*((y, x) if swap else (x, y))), t) for (x, y), t in pairs):
+                        found.append((fn.lam, swap))
+                except Exception:  # noqa: BLE001
+                    continue
+        self._binary[key] = found[:MAX_FINISHERS]
+        return self._binary[key]
+
+    def _positions(self, vset: frozenset[int]) -> bool:
+        """Whether some values of this set can name positions (ints in 0..max_seq_len-1)."""
+        found = self._position_sets.get(vset)
+        if found is None:
+            ints = self.u.as_ints()[sorted(vset)]
+            found = bool(((ints >= 0) & (ints < self.batch.width)).any())
+            self._position_sets[vset] = found
+        return found
+
+    def source(self, entry: Entry, ints: np.ndarray) -> None:
+        """Target[q] = value[e[q]]: read the value at the position e names."""
+        if not self.values:
+            return
+        inside = (ints >= 0) & (ints < self.lengths[:, None])
+        if not (inside | ~self.imask).all():
+            return
+        pos = np.where(self.imask, ints, 0)
+        for v, allowed in self.values:
+            if (allowed[self.rows, self.cols, pos] | ~self.imask).all():
+                select = make(Op.SELECT, (INDICES, entry.node), pred=P.BY_NAME["EQ"])
+                self._aggregate(select, v, self.ev.indices, entry.sem)
+
+    def inverse_source(self, entry: Entry, ints: np.ndarray) -> None:
+        """Target[e[k]] = value[k]: e is a permutation saying where each value goes."""
+        if not self.values:
+            return
+        expected_sum = self.lengths * (self.lengths - 1) // 2
+        if not (np.where(self.imask, ints, 0).sum(-1) == expected_sum).all():
+            return
+        big = self.batch.width + 1
+        sorted_rows = np.sort(np.where(self.imask, ints, big), axis=1)
+        if not ((sorted_rows == self.cols) | ~self.imask).all():
+            return
+        pos = np.where(self.imask, ints, 0)
+        moved = np.take_along_axis(self.target, pos, axis=1)
+        for v, _ in self.values:
+            if ((moved == v.sem.codes[: self.n]) | ~self.imask).all():
+                select = make(Op.SELECT, (entry.node, INDICES), pred=P.BY_NAME["EQ"])
+                self._aggregate(select, v, entry.sem, self.ev.indices)
+
+    def _aggregate(self, select: Node, v: Entry, keys: Sem, queries: Sem) -> None:
+        sel = self.ev.select(select.pred, keys, queries)
+        out = self.ev.aggregate(sel, v.sem) if sel is not None else None
+        if out is not None:
+            self.propose(make(Op.AGGREGATE, (select, v.node)), out)
+
+    def count(self, entry: Entry, marks: np.ndarray) -> None:
+        """Broadcast target = f(number of marked positions)."""
+        counts = marks.sum(-1)
+        mapping = functional([counts], self.row_target)
+        if mapping is None:
+            return
+        select = make(Op.SELECT, (entry.node, TOKENS), pred=P.KEY_TRUE)
+        sel = self.ev.select(P.KEY_TRUE, entry.sem, self.ev.tokens)
+        if sel is None:
+            return
+        width = make(Op.WIDTH, (select,))
+        sem = self.ev.width(sel)
+        sig, arr = sem.signature(self.mask)
+        if (arr[: self.n] == np.where(self.imask, self.target, arr[: self.n])).all():
+            self.propose(width, sem)
+        else:
+            self.finish(width, sem, arr)
+
+    def compare_count(self, entry: Entry) -> None:
+        """Broadcast target = f(number of positions where moved values equal the tokens),
+        e.g. a palindrome: the reversed tokens equal the tokens everywhere."""
+        tokens = self.context[0]
+        for fn in (P.EQ2, P.NE2):
+            sem = self.ev.seqmap(fn.lam, entry.sem, tokens.sem)
+            if sem is None:
+                continue
+            node = make(Op.SEQMAP, (entry.node, tokens.node), fn.lam)
+            marks = self.u.as_bools()[sem.codes[: self.n]].astype(bool) & self.imask
+            self.count(Entry(node, sem, "bool", None), marks)
+
+    def unique(self, node: Node, sem: Sem, marks: np.ndarray) -> None:
+        """Broadcast target = value at the one marked position."""
+        if not self.values or not (marks.sum(-1) == 1).all():
+            return
+        at = marks.argmax(-1)
+        for v, _ in self.values:
+            if (v.sem.codes[np.arange(self.n), at] == self.row_target).all():
+                select = make(Op.SELECT, (node, TOKENS), pred=P.KEY_TRUE)
+                self._aggregate(select, v, sem, self.ev.tokens)

@@ -1,0 +1,204 @@
+"""Lowering a found expression to the program tracr compiles, and counting its layers.
+
+Every Map is an MLP sublayer, and an MLP just before an attention costs a whole layer. So
+before emitting, Maps are folded where tracr allows it with the same meaning:
+
+* a chain of Maps is one Map (rasp.Map does this itself);
+* a Map feeding a Select becomes part of the predicate: ``Select(k, f(q), EQ)`` is
+  ``Select(k, q, lambda k, q: k == f(q))``;
+* Maps feeding or following a SequenceMap become part of its function;
+* a Map feeding a categorical Aggregate moves after it (the selector picks exactly one
+  position, so ``Aggregate(s, f(v)) == f(Aggregate(s, v))``).
+
+``tracr_layers`` re-implements tracr's layer allocation (craft_graph_to_model) and the
+assembler's packing, so the count equals the compiled model's ``num_layers``.
+"""
+
+from __future__ import annotations
+
+import collections
+
+from autoconn.inducers.search.dsl import Lam, Node, Op, Pred, paren
+
+
+def then(outer: Lam, inner: Lam) -> Lam:
+    """outer(inner(...)) for a unary outer and an inner of any arity."""
+    oc, ot, ic, it = outer.call, outer.text, inner.call, inner.text
+    return Lam(inner.arity, lambda *a: oc(ic(*a)), lambda *n: ot(paren(it(*n))), outer.slug or inner.slug,
+               max(outer.tier, inner.tier))
+
+
+class _Lowerer:
+    def __init__(self) -> None:
+        self.memo: dict[int, Node] = {}
+        self.cons: dict[str, Node] = {}
+
+    def node(self, op: Op, children: tuple[Node, ...], fn: Lam | None = None, pred: Pred | None = None) -> Node:
+        made = Node(op, children, fn, pred)
+        return self.cons.setdefault(made.key, made)
+
+    def lower(self, node: Node) -> Node:
+        found = self.memo.get(id(node))
+        if found is None:
+            found = self._lower(node)
+            self.memo[id(node)] = found
+        return found
+
+    @staticmethod
+    def _unwrap(node: Node) -> tuple[Node, Lam | None]:
+        if node.op is Op.MAP:
+            return node.children[0], node.fn
+        return node, None
+
+    def _lower(self, node: Node) -> Node:
+        op = node.op
+        if op in (Op.TOKENS, Op.INDICES):
+            return self.node(op, ())
+        kids = tuple(self.lower(c) for c in node.children)
+        if op is Op.MAP:
+            (x,) = kids
+            if x.op in (Op.MAP, Op.SEQMAP):
+                return self.node(x.op, x.children, then(node.fn, x.fn))
+            return self.node(Op.MAP, (x,), node.fn)
+        if op is Op.NUMMAP:
+            x, inner = self._unwrap(kids[0])
+            return self.node(Op.NUMMAP, (x,), then(node.fn, inner) if inner else node.fn)
+        if op is Op.SEQMAP:
+            a, fa = self._unwrap(kids[0])
+            b, fb = self._unwrap(kids[1])
+            fn = node.fn.after(fa, fb) if (fa or fb) else node.fn
+            if a is b:
+                return self.node(Op.MAP, (a,), fn.diagonal())
+            return self.node(Op.SEQMAP, (a, b), fn)
+        if op is Op.SELECT:
+            k, fk = self._unwrap(kids[0])
+            q, fq = self._unwrap(kids[1])
+            pred = node.pred
+            if fk or fq:
+                pred = Pred(pred.lam.after(fk, fq), None)
+            return self.node(Op.SELECT, (k, q), pred=pred)
+        if op is Op.AGGREGATE:
+            sel, v = kids
+            if v.op is Op.MAP:
+                inner = self.node(Op.AGGREGATE, (sel, v.children[0]))
+                return self.node(Op.MAP, (inner,), v.fn)
+            return self.node(Op.AGGREGATE, (sel, v))
+        if op in (Op.MEAN, Op.WIDTH):
+            return self.node(op, kids)
+        raise ValueError(f"cannot lower {op}")
+
+
+def lower(root: Node) -> Node:
+    """The foldable Maps folded, shared subexpressions kept shared, and rasp.tokens in the
+    graph (tracr refuses a program without it)."""
+    lowerer = _Lowerer()
+    program = lowerer.lower(root)
+    if any(n.op is Op.TOKENS for n in program.walk()):
+        return program
+    tokens = lowerer.node(Op.TOKENS, ())
+    if program.op is Op.MAP:  # the same MLP, with tokens as an ignored second input
+        return lowerer.node(Op.SEQMAP, (program.children[0], tokens), _ignore_second(program.fn))
+    if program.numerical:
+        raise ValueError("a numerical program that never reads the tokens cannot be compiled")
+    return lowerer.node(Op.SEQMAP, (program, tokens), _ignore_second(None))
+
+
+def _ignore_second(fn: Lam | None) -> Lam:
+    if fn is None:
+        return Lam(2, lambda x, t: x, lambda x, t: x, "")
+    call, text = fn.call, fn.text
+    return Lam(2, lambda x, t: call(x), lambda x, t: text(x), fn.slug)
+
+
+def _block(node: Node) -> str:
+    if node.op in (Op.MAP, Op.SEQMAP, Op.NUMMAP):
+        return "mlp"
+    if node.op in (Op.AGGREGATE, Op.MEAN):
+        return "attn"
+    if node.op is Op.WIDTH:
+        return "both"
+    return "none"  # tokens, indices, selects
+
+
+def tracr_layers(root: Node) -> int:
+    """The number of layers tracr's compiler gives a lowered program."""
+    order = root.walk()
+    depth: dict[int, int] = {}
+    for n in order:
+        if n.op in (Op.TOKENS, Op.INDICES):
+            depth[id(n)] = 0
+            continue
+        step = 0 if n.op is Op.SELECT else 1
+        depth[id(n)] = max(depth[id(c)] for c in n.children) + step
+    comps = [n for n in order if _block(n) != "none"]
+    if not comps:
+        return 0
+    by_depth: dict[int, list[Node]] = collections.defaultdict(list)
+    node_depth: dict[int, int] = {}
+    for n in comps:
+        node_depth[id(n)] = depth[id(n)]
+        by_depth[depth[id(n)]].append(n)
+    lo, hi = min(by_depth), max(by_depth)
+    d = lo
+    while d < hi:
+        if all(_block(n) == "attn" for n in by_depth[d]) and all(_block(n) == "mlp" for n in by_depth[d + 1]):
+            for ud in range(d + 1, hi + 1):
+                for n in by_depth[ud]:
+                    node_depth[id(n)] = ud - 1
+                by_depth[ud - 1].extend(by_depth[ud])
+                by_depth[ud] = []
+            hi -= 1
+        d += 1
+    used: set[int] = set()
+    layer, current = 0, 1
+    for n in sorted(comps, key=lambda n: node_depth[id(n)]):
+        nd = node_depth[id(n)]
+        while nd > current:
+            current += 1
+            layer += 2
+        if nd == current:
+            if _block(n) == "both":
+                used |= {layer, layer + 1}
+            else:
+                used.add(layer + (1 if _block(n) == "mlp" else 0))
+    # The assembler packs the non-empty sublayers into attn/mlp slots, in order.
+    slot = -1
+    for sub in sorted(used):
+        want = sub % 2
+        slot += 1
+        while slot % 2 != want:
+            slot += 1
+    return slot // 2 + 1
+
+
+def describe(node: Node, names: dict[int, str] | None = None) -> str:
+    """A one-line infix rendering of a (lowered) expression, for summaries."""
+    names = names or {}
+    if id(node) in names:
+        return names[id(node)]
+    op = node.op
+    if op is Op.TOKENS:
+        return "tokens"
+    if op is Op.INDICES:
+        return "indices"
+    parts = [describe(c, names) for c in node.children]
+    if op in (Op.MAP, Op.NUMMAP):
+        return f"({node.fn.text(parts[0])})"
+    if op is Op.SEQMAP:
+        return f"({node.fn.text(parts[0], parts[1])})"
+    if op is Op.SELECT:
+        if node.pred.comparison:
+            return f"select({parts[0]}, {parts[1]}, {node.pred.comparison})"
+        return f"select({parts[0]}, {parts[1]}, k,q: {node.pred.lam.text('k', 'q')})"
+    if op is Op.AGGREGATE:
+        return f"aggregate({parts[0]}, {parts[1]})"
+    if op is Op.MEAN:
+        return f"mean({parts[0]}, {parts[1]})"
+    if op is Op.WIDTH:
+        return f"width({parts[0]})"
+    return op.value
+
+
+def is_length(node: Node) -> bool:
+    return (node.op is Op.WIDTH and node.children[0].op is Op.SELECT
+            and node.children[0].pred.comparison == "TRUE")

@@ -1,0 +1,275 @@
+"""The function library: unary Maps, binary SequenceMaps and Select predicates.
+
+Each function is instantiated for one value set (the set tracr infers), with constants
+drawn from small pools built from the task (its vocab, its outputs and a few small ints).
+No table lookups: every function is a short arithmetic, comparison or choice that a person
+would write, so a program that fits the examples is a plausible rule, not a memorised map.
+Every function must be total on the whole value set; the evaluator checks that.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from autoconn.inducers.search.dsl import Lam, Pred, lam1, lam2
+
+SMALL_INTS = (0, 1, 2, 3)
+MAX_EQ_CONSTANTS = 16  # beyond this many values, x == c only uses pooled constants
+MAX_REPLACEMENTS = 48  # cap on "d if x == c else x" instances per value set
+
+
+def value_kind(values: Iterable[Any]) -> str:
+    """bool / int / str / mixed: which families of functions apply to a value set."""
+    kinds = set()
+    for v in values:
+        if isinstance(v, bool):
+            kinds.add("bool")
+        elif isinstance(v, int):
+            kinds.add("int")
+        elif isinstance(v, str):
+            kinds.add("str")
+        else:
+            kinds.add("other")
+    if len(kinds) == 1:
+        return kinds.pop()
+    return "mixed" if kinds else "empty"
+
+
+def slugify(value: Any) -> str:
+    text = str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        text = f"neg{-value}"
+    text = re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+    return text or "sym"
+
+
+@dataclass(frozen=True)
+class Pools:
+    """Constants the library may use, from the task: tokens, outputs, small ints, and the
+    sentinels -1 and max_seq_len (values no position or count can take)."""
+
+    tokens: tuple[Any, ...]
+    outputs: tuple[Any, ...]
+    ints: tuple[int, ...]
+    sentinels: tuple[int, ...] = ()
+
+    @classmethod
+    def from_task(cls, tokens: Sequence[Any], outputs: Sequence[Any], max_seq_len: int = 0,
+                  max_ints: int = 8) -> "Pools":
+        ints = set(SMALL_INTS)
+        for v in list(tokens) + list(outputs):
+            if isinstance(v, int) and not isinstance(v, bool) and len(ints) < max_ints + len(SMALL_INTS):
+                ints.add(v)
+        sentinels = (-1, max_seq_len) if max_seq_len else (-1,)
+        return cls(tuple(tokens), tuple(outputs), tuple(sorted(ints)), sentinels)
+
+
+# ---- unary functions --------------------------------------------------------------------
+# Tier 1: the plainest functions (comparisons with a constant, +-1, not, parity, case);
+# tier 2 costs one more in the search (other steps, clamps, scaling, remainders...).
+
+def eq_c(c: Any) -> Lam:
+    return lam1(lambda x: x == c, lambda x: f"{x} == {c!r}", f"is_{slugify(c)}")
+
+
+def ne_c(c: Any) -> Lam:
+    return lam1(lambda x: x != c, lambda x: f"{x} != {c!r}", f"not_{slugify(c)}")
+
+
+def const(c: Any) -> Lam:
+    return lam1(lambda x: c, lambda x: f"{c!r}", f"const_{slugify(c)}")
+
+
+def replace(c: Any, d: Any) -> Lam:
+    return lam1(lambda x: d if x == c else x, lambda x: f"{d!r} if {x} == {c!r} else {x}", f"{slugify(c)}_to_{slugify(d)}")
+
+
+def add_c(c: int) -> Lam:
+    tier = 1 if abs(c) == 1 else 2
+    if c < 0:
+        return lam1(lambda x: x + c, lambda x: f"{x} - {-c}", f"minus_{-c}", tier)
+    return lam1(lambda x: x + c, lambda x: f"{x} + {c}", f"plus_{c}", tier)
+
+
+def rsub_c(c: int) -> Lam:
+    return lam1(lambda x: c - x, lambda x: f"{c} - {x}", f"from_{slugify(c)}", 2)
+
+
+def mul_c(c: int) -> Lam:
+    return lam1(lambda x: x * c, lambda x: f"{x} * {c}", f"times_{slugify(c)}", 2)
+
+
+def mod_c(c: int) -> Lam:
+    return lam1(lambda x: x % c, lambda x: f"{x} % {c}", f"mod_{c}", 1 if c == 2 else 2)
+
+
+def div_c(c: int) -> Lam:
+    return lam1(lambda x: x // c, lambda x: f"{x} // {c}", f"div_{c}", 2)
+
+
+def min_c(c: int) -> Lam:
+    return lam1(lambda x: min(x, c), lambda x: f"min({x}, {c})", f"min_{slugify(c)}", 2)
+
+
+def max_c(c: int) -> Lam:
+    return lam1(lambda x: max(x, c), lambda x: f"max({x}, {c})", f"max_{slugify(c)}", 2)
+
+
+def lt_c(c: Any) -> Lam:
+    return lam1(lambda x: x < c, lambda x: f"{x} < {c!r}", f"below_{slugify(c)}", 2)
+
+
+def gt_c(c: Any) -> Lam:
+    return lam1(lambda x: x > c, lambda x: f"{x} > {c!r}", f"above_{slugify(c)}", 2)
+
+
+NOT = lam1(lambda x: not x, lambda x: f"not {x}", "not")
+TO_INT = lam1(lambda x: 1 if x else 0, lambda x: f"1 if {x} else 0", "as_int")
+UPPER = lam1(lambda x: x.upper(), lambda x: f"{x}.upper()", "upper")
+LOWER = lam1(lambda x: x.lower(), lambda x: f"{x}.lower()", "lower")
+
+
+def if_else(a: Any, b: Any) -> Lam:
+    return lam1(lambda x: a if x else b, lambda x: f"{a!r} if {x} else {b!r}", f"{slugify(a)}_or_{slugify(b)}")
+
+
+def switch(c: Any, a: Any, b: Any) -> Lam:
+    """a where x == c, else b: a two-way choice on one value (the finisher derives it)."""
+    return lam1(lambda x: a if x == c else b, lambda x: f"{a!r} if {x} == {c!r} else {b!r}", f"{slugify(a)}_if_{slugify(c)}")
+
+
+def _same_kind(value: Any, kind: str) -> bool:
+    return value_kind([value]) == kind
+
+
+def unary_library(values: Sequence[Any], pools: Pools, *, constants: bool = False, outputs: bool = False,
+                  extra: Sequence[Any] = ()) -> list[Lam]:
+    """Functions worth applying to a value set of this kind (not yet checked for totality).
+
+    ``constants`` adds the constant map to 0 (used once, on tokens: every constant SOp is
+    the same observation). ``outputs`` adds the functions that produce output values
+    (constants, replacements, if/else onto outputs): the finisher uses them at the root.
+    ``extra`` adds constants derived from the data (the finisher's target values)."""
+    kind = value_kind(values)
+    out: list[Lam] = []
+    vals = list(values)
+    valset = set(vals)
+    targets = list(dict.fromkeys(list(pools.outputs) + list(extra)))
+    if constants:
+        out.append(const(0))
+    if outputs:
+        out += [const(c) for c in targets]
+    if kind == "bool":
+        out += [NOT, TO_INT]
+        if outputs:
+            choices = targets + [c for c in (0, 1) if c not in targets and not any(isinstance(t, str) for t in targets)]
+            out += [if_else(a, b) for a in choices for b in choices if a != b and value_kind([a, b]) != "mixed"]
+        return out
+    if kind in ("int", "str"):
+        eq_consts = vals if len(vals) <= MAX_EQ_CONSTANTS else [c for c in pools.ints if c in valset]
+        eq_consts = list(dict.fromkeys(eq_consts + [c for c in extra if _same_kind(c, kind) and c in valset]))
+        out += [eq_c(c) for c in eq_consts] + [ne_c(c) for c in eq_consts]
+        if outputs:
+            reps = [replace(c, d) for c in eq_consts for d in targets if d != c and value_kind([c, d]) != "mixed"]
+            out += reps[:MAX_REPLACEMENTS]
+    if kind == "str":
+        out += [UPPER, LOWER]
+    if kind == "int":
+        ints = list(dict.fromkeys(list(pools.ints) + [c for c in extra if _same_kind(c, "int")]))
+        steps = sorted(({1, 2, 3, -1, -2, -3} | {c for c in extra if _same_kind(c, "int")}) - {0})
+        out += [add_c(c) for c in steps]
+        out += [mod_c(c) for c in ints if c >= 2]
+        out += [rsub_c(c) for c in ints]
+        out += [mul_c(c) for c in (2, 3, -1)]
+        out += [div_c(c) for c in (2, 3)]
+        out += [min_c(c) for c in ints] + [max_c(c) for c in ints]
+        out += [lt_c(c) for c in ints if c > 0] + [gt_c(c) for c in ints]
+    return out
+
+
+# ---- binary functions -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Binary:
+    lam: Lam
+    commutative: bool
+
+
+def _b(call: Any, text: Any, slug: str, commutative: bool, tier: int = 1) -> Binary:
+    return Binary(lam2(call, text, slug, tier), commutative)
+
+
+EQ2 = _b(lambda x, y: x == y, lambda x, y: f"{x} == {y}", "eq", True)
+NE2 = _b(lambda x, y: x != y, lambda x, y: f"{x} != {y}", "ne", True)
+INT_BINARY = (
+    _b(lambda x, y: x + y, lambda x, y: f"{x} + {y}", "plus", True),
+    _b(lambda x, y: x - y, lambda x, y: f"{x} - {y}", "minus", False),
+    _b(lambda x, y: min(x, y), lambda x, y: f"min({x}, {y})", "min", True),
+    _b(lambda x, y: max(x, y), lambda x, y: f"max({x}, {y})", "max", True),
+    _b(lambda x, y: x < y, lambda x, y: f"{x} < {y}", "lt", False),
+    _b(lambda x, y: x * y, lambda x, y: f"{x} * {y}", "times", True, 2),
+    _b(lambda x, y: x <= y, lambda x, y: f"{x} <= {y}", "le", False, 2),
+    _b(lambda x, y: x % y if y else 0, lambda x, y: f"{x} % {y} if {y} else 0", "mod", False, 2),
+    _b(lambda x, y: x // y if y else 0, lambda x, y: f"{x} // {y} if {y} else 0", "div", False, 2),
+)
+BOOL_BINARY = (
+    _b(lambda x, y: x and y, lambda x, y: f"{x} and {y}", "and", True),
+    _b(lambda x, y: x or y, lambda x, y: f"{x} or {y}", "or", True),
+)
+
+
+def pair(n: int) -> Binary:
+    """x * n + y: two small ints as one ordered key (lexicographic order, n above any y)."""
+    return _b(lambda x, y: x * n + y, lambda x, y: f"{x} * {n} + {y}", "pair", False, 2)
+
+
+def pick_else(c: Any) -> Binary:
+    """y where the condition x holds, else the constant c."""
+    return _b(lambda x, y: y if x else c, lambda x, y: f"{y} if {x} else {c!r}", f"or_{slugify(c)}", False)
+
+
+def const_else(c: Any) -> Binary:
+    """the constant c where the condition x holds, else y."""
+    return _b(lambda x, y: c if x else y, lambda x, y: f"{c!r} if {x} else {y}", f"to_{slugify(c)}", False)
+
+
+def binary_library(kind_a: str, kind_b: str, pools: Pools) -> list[Binary]:
+    """Functions f(a, b) for values of these kinds (a is the first argument)."""
+    out: list[Binary] = []
+    if kind_a == kind_b and kind_a in ("int", "str", "bool"):
+        out += [EQ2, NE2]
+    if kind_a == kind_b == "int":
+        out += list(INT_BINARY)
+        out += [pair(n) for n in pools.sentinels if n > 0]
+    if kind_a == kind_b == "bool":
+        out += list(BOOL_BINARY)
+    if kind_a == "bool" and kind_b in ("int", "str"):
+        consts = [c for c in pools.outputs if _same_kind(c, kind_b)]
+        if kind_b == "int":
+            consts += [c for c in pools.sentinels if c not in consts]
+        out += [pick_else(c) for c in consts] + [const_else(c) for c in consts]
+    return out
+
+
+# ---- predicates -------------------------------------------------------------------------
+
+def _cmp(name: str, call: Any, text: Any) -> Pred:
+    return Pred(lam2(call, text, name.lower()), name)
+
+
+COMPARISONS = (
+    _cmp("EQ", lambda k, q: k == q, lambda k, q: f"{k} == {q}"),
+    _cmp("LT", lambda k, q: k < q, lambda k, q: f"{k} < {q}"),
+    _cmp("LEQ", lambda k, q: k <= q, lambda k, q: f"{k} <= {q}"),
+    _cmp("GT", lambda k, q: k > q, lambda k, q: f"{k} > {q}"),
+    _cmp("GEQ", lambda k, q: k >= q, lambda k, q: f"{k} >= {q}"),
+    _cmp("NEQ", lambda k, q: k != q, lambda k, q: f"{k} != {q}"),
+    _cmp("TRUE", lambda k, q: True, lambda k, q: "True"),
+    _cmp("FALSE", lambda k, q: False, lambda k, q: "False"),
+)
+BY_NAME = {p.comparison: p for p in COMPARISONS}
+# A key-only predicate: select the keys whose (boolean) value holds, whatever the query.
+KEY_TRUE = Pred(lam2(lambda k, q: bool(k), lambda k, q: f"{k}", "key"), None)
+ORDERED = tuple(BY_NAME[n] for n in ("EQ", "LT", "LEQ", "GT", "GEQ", "NEQ"))

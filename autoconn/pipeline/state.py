@@ -1,0 +1,52 @@
+"""The graph's state: plain data only (text, numbers, paths, hashes), so SQLite can checkpoint
+it and an interrupted run resumes. Compiled models, sandboxes and clients live in
+:class:`Resources`, never here."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, TypedDict
+
+
+class RunConfig(TypedDict):
+    """What the user asked for; fixed for the life of a run (a resume reuses it)."""
+
+    run_id: str
+    task_path: str
+    name: str
+    description: Optional[str]
+    max_seq_len: Optional[int]
+    library_dir: str
+    runs_dir: str
+    inducer: str  # auto | search | llm | files
+    candidates: list[str]  # program files, for the files inducer
+    sandbox: str  # auto | docker | process
+    budget_seconds: float
+    max_attempts: int
+    batch_size: int  # candidates asked of an inducer per call
+    force: bool
+
+
+class InductionState(TypedDict, total=False):
+    config: RunConfig
+    task_sha256: str
+    task_summary: dict[str, Any]
+    settings: dict[str, Any]  # CompileSettings.to_json()
+    induction_ids: list[int]  # indices into the task's examples
+    heldout_ids: list[int]
+    active_inducer: str  # the inducer in use now (auto may move from llm to search)
+    pending: list[dict[str, Any]]  # Candidate.to_json() waiting to be checked
+    current: Optional[dict[str, Any]]  # the candidate being checked and its sandbox result
+    attempts: int  # candidates checked so far
+    feedback: list[dict[str, Any]]  # Feedback as JSON, oldest first
+    elapsed: float  # seconds spent in nodes so far, across resumes
+    status: str  # running | verified | failed
+    reason: str  # why a failed run stopped
+    verified: Optional[dict[str, Any]]  # the winning candidate, its figures
+    registered: Optional[str]  # path of program.py in the library
+    inducer_log: list[str]  # inducer switches and notes a person should see
+
+
+def new_state(config: RunConfig) -> InductionState:
+    return InductionState(config=config, attempts=0, feedback=[], pending=[], elapsed=0.0,
+                          status="running", reason="", current=None, verified=None, registered=None,
+                          inducer_log=[])

@@ -1,0 +1,122 @@
+"""Task files: inference, the split, and one test per validation error (message, line, exit 2, nothing written)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from autoconn.cli import app
+from autoconn.task import TaskError, load_task, split_task
+from tests.conftest import reverse_rows
+
+GOOD = [{"input": list("ab"), "output": list("ba")}, {"input": list("abc"), "output": list("cba")},
+        {"input": list("b"), "output": list("b")}, {"input": list("ca"), "output": list("ac")}]
+
+
+def test_infers_vocab_kinds_and_lengths(make_task):
+    task = load_task(make_task(reverse_rows(4)))
+    assert task.input_vocab == ("a", "b", "c")
+    assert task.output_kind == "categorical" and task.output_shape == "sequence"
+    assert (task.min_length, task.max_length, task.max_seq_len) == (1, 4, 8)
+    assert task.name == "task"
+
+
+def test_string_input_single_value_output_and_header(make_task):
+    rows = [{"name": "parity", "description": "xor of the bits", "vocab": [0, 1]}]
+    rows += [{"input": bits, "output": sum(bits) % 2} for bits in ([0], [1], [0, 1], [1, 1], [1, 0, 1])]
+    task = load_task(make_task(rows))
+    assert task.name == "parity" and task.description == "xor of the bits"
+    assert task.output_shape == "broadcast" and task.output_vocab == (0, 1)
+    assert task.examples[-1].outputs == (0, 0, 0)
+    chars = load_task(make_task([{"input": "abc", "output": "cba"}, {"input": "ab", "output": "ba"},
+                                 {"input": "a", "output": "a"}, {"input": "ba", "output": "ab"}], "s.jsonl"))
+    assert chars.examples[0].inputs == ("a", "b", "c")
+
+
+def test_fractional_outputs_are_numerical(make_task):
+    rows = [{"input": ["x", "y"], "output": [1.0, 0.5]}, {"input": ["y"], "output": [0]},
+            {"input": ["x"], "output": [1]}, {"input": ["y", "x"], "output": [0, 0.5]}]
+    task = load_task(make_task(rows))
+    assert task.output_kind == "numerical" and task.output_vocab == ()
+
+
+def test_flags_override_header(make_task):
+    rows = [{"name": "n", "max_seq_len": 6}] + GOOD
+    assert load_task(make_task(rows)).max_seq_len == 6
+    assert load_task(make_task(rows), max_seq_len=12, name="other").max_seq_len == 12
+    with pytest.raises(TaskError, match="shorter than the longest example"):
+        load_task(make_task(rows), max_seq_len=2)
+
+
+def test_duplicate_lines_with_same_output_collapse(make_task):
+    assert len(load_task(make_task(GOOD + GOOD[:1])).examples) == 4
+
+
+def test_split_is_deterministic_and_holds_out_longest(make_task):
+    rows = reverse_rows(5)
+    task = load_task(make_task(rows))
+    first, second = split_task(task), split_task(load_task(make_task(list(reversed(rows)), "r.jsonl")))
+    assert {e.inputs for e in first.heldout} == {e.inputs for e in second.heldout}
+    assert max(len(e.inputs) for e in first.heldout) == 5
+    assert max(len(e.inputs) for e in first.induction) < 5
+    assert len(first.induction) >= len(task.examples) // 2
+    assert not {e.inputs for e in first.induction} & {e.inputs for e in first.heldout}
+
+
+def test_split_single_length_still_holds_out(make_task):
+    task = load_task(make_task(GOOD[:2] + [{"input": list("cc"), "output": list("cc")}, {"input": list("bb"), "output": list("bb")},
+                                            {"input": list("ba"), "output": list("ab")}]))
+    split = split_task(task)
+    assert split.heldout and len(split.induction) >= 2
+
+
+BAD_CASES = [
+    ("not_json", [GOOD[0], "{\"input\": [\"a\"], \"output\": ", *GOOD[1:]], 2, "not valid JSON"),
+    ("not_object", [GOOD[0], "[1, 2]", *GOOD[1:]], 2, "expected a JSON object"),
+    ("missing_input", [*GOOD, {"output": ["a"]}], 5, "missing \"input\""),
+    ("missing_input_first_line", [{"output": ["a"]}, *GOOD], 1, "missing \"input\""),
+    ("missing_input_after_first", [*GOOD, {"name": "late header"}], 5, "missing \"input\""),
+    ("missing_output", [*GOOD, {"input": ["a"]}], 5, "missing \"output\""),
+    ("length_mismatch", [*GOOD, {"input": ["a", "b"], "output": ["a"]}], 5, "has 1 values but \"input\" has 2 tokens"),
+    ("empty_input", [*GOOD, {"input": [], "output": []}], 5, "\"input\" is empty"),
+    ("bos_token", [*GOOD, {"input": ["a", "BOS"], "output": ["a", "a"]}], 5, "reserved for the compiler's BOS"),
+    ("pad_token", [*GOOD, {"input": ["PAD"], "output": ["a"]}], 5, "reserved for the compiler's PAD"),
+    ("list_token", [*GOOD, {"input": [["a"], "b"], "output": ["a", "b"]}], 5, "contains a list"),
+    ("dict_token", [*GOOD, {"input": [{"a": 1}], "output": ["a"]}], 5, "contains a dict"),
+    ("conflict", [*GOOD, {"input": ["a", "b"], "output": ["a", "b"]}], 5, "same input as line 1 has a different output"),
+    ("too_few", GOOD[:3], None, "only 3 distinct example(s); at least 4"),
+    ("empty_file", [], None, "holds no examples"),
+    ("bool_int_mix", [*GOOD[:3], {"input": [True, 1], "output": ["a", "b"]}], 4, "mixes booleans and integers"),
+    ("vocab_violation", [{"vocab": ["a", "b"]}, *GOOD], 3, "not in the declared vocab"),
+]
+
+
+@pytest.mark.parametrize("case,rows,line,message", BAD_CASES, ids=[c[0] for c in BAD_CASES])
+def test_bad_task_file_error_names_file_and_line(make_task, case, rows, line, message):
+    path = make_task(rows, f"{case}.jsonl")
+    with pytest.raises(TaskError) as info:
+        load_task(path)
+    assert message in str(info.value)
+    assert info.value.line == line
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("case,rows,line,message", BAD_CASES, ids=[c[0] for c in BAD_CASES])
+def test_bad_task_file_exits_2_and_writes_nothing(tmp_path: Path, make_task, case, rows, line, message):
+    path = make_task(rows, f"{case}.jsonl")
+    program = tmp_path / "program.py"
+    program.write_text("from tracr.rasp import rasp\nprogram = rasp.Map(lambda x: x, rasp.tokens)\n")
+    library = tmp_path / "lib"
+    result = CliRunner().invoke(app, ["check", str(program), str(path), "--register", "x", "--out", str(library)])
+    assert result.exit_code == 2, result.output
+    where = f"{path}:{line}" if line else str(path)
+    assert where in result.output.replace("\n", "")
+    assert message.split("(")[0] in result.output.replace("\n", " ")
+    assert not library.exists()
+
+
+def test_missing_task_file_exits_2(tmp_path: Path):
+    result = CliRunner().invoke(app, ["check", str(tmp_path / "p.py"), str(tmp_path / "nope.jsonl")])
+    assert result.exit_code == 2 and "no such file" in result.output
