@@ -21,6 +21,7 @@ import re
 import runpy
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -53,6 +54,8 @@ class Row:
     heldout_accuracy: float | None
     verified: bool
     verified_seconds: float | None
+    search_seconds: float
+    compile_seconds: float
     rounds: int
     program: str
 
@@ -74,7 +77,7 @@ def tiers_from_readme(directory: Path) -> dict[str, str]:
             continue
         if tier_col is None or tier_col >= len(cells) or set(cells[0]) <= set("-: "):
             continue
-        name = re.sub(r"[`*\[\]]|\(.*?\)", "", cells[0]).strip()
+        name = re.sub(r"[`*\[\]]|\(.*?\)", "", cells[0]).strip().removesuffix(".jsonl")
         tier = cells[tier_col]
         if tier in TIERS:
             out[name] = tier
@@ -115,13 +118,14 @@ def run_task(path: Path, table: dict[str, str], budget: float, rounds: int, with
     start = time.perf_counter()
     first_seconds = None
     enumerated = 0
-    row = Row(task.name, tier_of(task, table), False, None, 0, None, None, None, False, None, 0, "")
+    row = Row(task.name, tier_of(task, table), False, None, 0, None, None, None, False, None, 0.0, 0.0, 0, "")
     for attempt in range(1, rounds + 1):
         remaining = budget - (time.perf_counter() - start)
         if remaining <= 0:
             break
-        syn = synthesize_task(task, examples, budget_seconds=remaining, want=len(tried) + 1)
+        syn = synthesize_task(task, examples, budget_seconds=remaining, want=1, exclude=tried)
         enumerated += syn.enumerated
+        row.search_seconds += syn.seconds
         fresh = [f for f in syn.found if f.source not in tried]
         if first_seconds is None and syn.first_match_seconds is not None:
             first_seconds = (time.perf_counter() - start) - syn.seconds + syn.first_match_seconds
@@ -132,7 +136,9 @@ def run_task(path: Path, table: dict[str, str], budget: float, rounds: int, with
         row.rounds = attempt
         row.found = True
         row.program = best.summary
+        began = time.perf_counter()
         model = compile_program(best.to_rasp(), task.input_vocab, default_settings(task.max_seq_len))
+        row.compile_seconds += time.perf_counter() - began
         row.layers = model_size(model).layers
         runtime = ConnRuntime.from_model(model, task.max_seq_len)
         outputs = runtime.run([e.inputs for e in split.heldout])
@@ -160,13 +166,14 @@ def fmt(value: Any, spec: str = "") -> str:
 
 
 def print_table(rows: list[Row]) -> None:
-    head = f"{'task':18s} {'tier':6s} {'found':5s} {'first s':>7s} {'enum':>8s} {'layers':>6s} {'ref':>4s} {'heldout':>7s} {'verif s':>7s}  program"
+    head = (f"{'task':16s} {'tier':6s} {'found':5s} {'first s':>7s} {'search s':>8s} {'enum':>7s} {'layers':>6s} "
+            f"{'ref':>3s} {'heldout':>7s} {'verif s':>7s}  program")
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r.task:18s} {r.tier:6s} {fmt(r.verified):5s} {fmt(r.first_seconds, '.2f'):>7s} {r.enumerated:>8d} "
-              f"{fmt(r.layers):>6s} {fmt(r.reference_layers):>4s} {fmt(r.heldout_accuracy, '.2f'):>7s} "
-              f"{fmt(r.verified_seconds, '.2f'):>7s}  {r.program[:90]}")
+        print(f"{r.task:16s} {r.tier:6s} {fmt(r.verified):5s} {fmt(r.first_seconds, '.2f'):>7s} "
+              f"{r.search_seconds:>8.2f} {r.enumerated:>7d} {fmt(r.layers):>6s} {fmt(r.reference_layers):>3s} "
+              f"{fmt(r.heldout_accuracy, '.2f'):>7s} {fmt(r.verified_seconds, '.2f'):>7s}  {r.program[:70]}")
     print()
     for tier in sorted({r.tier for r in rows}, key=lambda t: (TIERS + ("?",)).index(t) if t in TIERS + ("?",) else 9):
         group = [r for r in rows if r.tier == tier]
@@ -174,7 +181,11 @@ def print_table(rows: list[Row]) -> None:
         print(f"tier {tier:6s}: {solved}/{len(group)} solved")
     solved = [r for r in rows if r.verified]
     print(f"overall    : {len(solved)}/{len(rows)} solved ({100 * len(solved) / max(1, len(rows)):.0f}%)")
+    print(f"median seconds to a first match (found tasks): "
+          f"{statistics.median([r.first_seconds for r in rows if r.first_seconds is not None] or [0]):.2f}")
     if solved:
+        print(f"median search seconds (solved tasks): {statistics.median(r.search_seconds for r in solved):.2f}; "
+              f"median compile seconds: {statistics.median(r.compile_seconds for r in solved):.2f}")
         print(f"median seconds to a verified program (solved tasks): {statistics.median(r.verified_seconds for r in solved):.2f}")
         all_times = sorted(r.verified_seconds if r.verified else float("inf") for r in rows)
         print(f"median seconds to a verified program (all tasks, unsolved = inf): {statistics.median(all_times):.2f}")
@@ -190,8 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", default="", help="comma-separated task names (default: all)")
     parser.add_argument("--no-reference", action="store_true", help="skip compiling the reference programs")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument("--jax-cache", default=str(Path(tempfile.gettempdir()) / "autoconn-jax-cache"),
+                        help="JAX persistent compilation cache (a warm cache makes tracr compiles ~5x faster); '' = off")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
+    if args.jax_cache:
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", args.jax_cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     directory = Path(args.dir)
     paths = sorted(directory.glob("*.jsonl"))
     if args.tasks:

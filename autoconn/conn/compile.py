@@ -22,6 +22,8 @@ class CompileSettings:
     compiler_bos: str = BOS
     compiler_pad: str = PAD
     causal: bool = False
+    # Undo the 1/sqrt(key_size) attention scaling tracr leaves in (see runtime.sharpen_attention).
+    sharpen_attention: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

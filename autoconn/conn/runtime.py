@@ -93,8 +93,22 @@ def _unembed_matrix(model: Any) -> np.ndarray:
     return matrix.reshape(width, -1)
 
 
-def extract(model: Any, max_seq_len: int, causal: bool = False) -> tuple[ConnSpec, dict[str, np.ndarray]]:
-    """Splits an assembled tracr model into a JSON-able spec and flat numpy weights."""
+def sharpen_attention(weights: dict[str, np.ndarray], key_size: int) -> None:
+    """Undoes the 1/sqrt(key_size) that the assembled model divides attention logits by.
+
+    tracr builds each head's logits at its intended softness (the craft heads' own scale), but
+    the haiku attention then divides by sqrt(key_size) of the widest head, which tracr never
+    compensates: averages leak (frac_prevs off by ~1e-5, an empty numerical mean is not 0) and
+    some deep programs come out wrong. Scaling the queries back restores tracr's intent."""
+    factor = np.float32(math.sqrt(key_size))
+    for name in list(weights):
+        if name.endswith("/attn/query/w") or name.endswith("/attn/query/b"):
+            weights[name] = weights[name] * factor
+
+
+def extract(model: Any, max_seq_len: int, causal: bool = False, *, sharpen: bool = True) -> tuple[ConnSpec, dict[str, np.ndarray]]:
+    """Splits an assembled tracr model into a JSON-able spec and flat numpy weights
+    (with the attention scale corrected unless `sharpen` is False)."""
     encoder = model.input_encoder
     categorical = hasattr(model.output_encoder, "encoding_map")
     decoding: tuple[Value, ...] = ()
@@ -118,6 +132,8 @@ def extract(model: Any, max_seq_len: int, causal: bool = False) -> tuple[ConnSpe
     weights = {f"{module}/{name}": np.asarray(array, dtype=np.float32)
                for module, params in model.params.items() for name, array in params.items()}
     weights["unembed"] = _unembed_matrix(model).astype(np.float32)
+    if sharpen:
+        sharpen_attention(weights, spec.key_size)
     return spec, weights
 
 
@@ -169,8 +185,8 @@ class ConnRuntime:
     _forward: Callable[..., Any] | None = field(default=None, repr=False)
 
     @classmethod
-    def from_model(cls, model: Any, max_seq_len: int, causal: bool = False) -> "ConnRuntime":
-        spec, weights = extract(model, max_seq_len, causal)
+    def from_model(cls, model: Any, max_seq_len: int, causal: bool = False, *, sharpen: bool = True) -> "ConnRuntime":
+        spec, weights = extract(model, max_seq_len, causal, sharpen=sharpen)
         return cls(spec, weights)
 
     @classmethod

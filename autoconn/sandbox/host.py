@@ -22,12 +22,12 @@ import time
 import weakref
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 from autoconn.sandbox.protocol import MAX_LINE_BYTES, MAX_SOURCE_BYTES, Job, JobResult, decode_line, encode_line
 
 STARTUP_TIMEOUT = 240.0  # seconds for a worker to import jax/tracr and say "ready" (cold, busy machine)
-GRACE_SECONDS = 10.0  # the worker's own timer fires at timeout_seconds; the host kills it after this much more
+GRACE_SECONDS = 10.0  # the worker's own timer fires at timeout_seconds; the host kills it at most this much later
 MAX_WEIGHTS_BYTES = 512 * 1024 * 1024
 STDERR_TAIL_BYTES = 16 * 1024
 
@@ -276,7 +276,7 @@ class Sandbox:
             worker.send(encode_line(wire))
         except (OSError, WorkerGone):
             pass  # it died between jobs: read_message reports it below
-        message = worker.read_message(timeout + GRACE_SECONDS)
+        message = worker.read_message(timeout + min(GRACE_SECONDS, max(2.0, timeout / 2)))
         if message is None or message.get("type") != "result" or not isinstance(message.get("result"), dict):
             return finish(self._failed_worker(worker, job, timeout))
         try:
@@ -371,10 +371,6 @@ def exit_text_for_signal(signum: int) -> tuple[str, str]:
     return "crash", f"the sandbox worker was stopped by {name}"
 
 
-def private_tempdir(prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=prefix))
-
-
 def iter_chunks(read: Callable[[int], bytes], size: int = 1 << 16) -> Iterable[bytes]:
     while True:
         try:
@@ -384,7 +380,3 @@ def iter_chunks(read: Callable[[int], bytes], size: int = 1 << 16) -> Iterable[b
         if not chunk:
             return
         yield chunk
-
-
-def sequence_of(jobs: Sequence[Job] | Iterable[Job]) -> list[Job]:
-    return list(jobs)

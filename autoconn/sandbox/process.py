@@ -31,7 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from autoconn.sandbox.host import Backend, LineReader, WorkerHandle, exit_text_for_signal, iter_chunks
+from autoconn.sandbox.host import Backend, WorkerHandle, exit_text_for_signal, iter_chunks
 
 ADDRESS_SPACE_BYTES = 4 * 1024**3
 NPROC = 256  # threads count too: a warm JAX worker has ~20
@@ -63,7 +63,10 @@ def jax_cache_dir() -> Path:
     try:
         from importlib.metadata import version
 
-        tag = f"jax-{version('jax')}-tracr-{version('tracr-pypi')}-py{sys.version_info[0]}{sys.version_info[1]}"
+        from autoconn.sandbox.worker import CACHE_RECIPE
+
+        tag = (f"jax-{version('jax')}-tracr-{version('tracr-pypi')}-py{sys.version_info[0]}{sys.version_info[1]}"
+               f"-{CACHE_RECIPE}")
     except Exception:  # noqa: BLE001
         tag = "jax"
     return cache_root() / tag
@@ -100,7 +103,7 @@ def _limits() -> None:
 def _python_paths() -> list[Path]:
     """Directories the worker's Python needs to read (installation, site-packages, sources)."""
     wanted = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), _autoconn_root()}
-    wanted |= {Path(p) for p in sys.path if p and os.path.isdir(p)}
+    wanted |= {Path(os.path.abspath(p)) for p in sys.path if p and os.path.isdir(p)}
     resolved = set()
     for path in wanted:
         for candidate in (path, path.resolve()):
@@ -325,7 +328,8 @@ class ProcessWorker(WorkerHandle):
 class ProcessBackend(Backend):
     name = "process"
 
-    def __init__(self, *, use_bwrap: bool | None = None, cache: bool = True, log: Any = None) -> None:
+    def __init__(self, *, use_bwrap: bool | None = None, cache: bool = True, prewarm: bool = True, log: Any = None) -> None:
+        self._prewarm = prewarm
         self._probe = probe_wrappers()
         self._mode = isolation(use_bwrap)["mode"]
         self._ids = self._probe["drop_to"]
@@ -366,6 +370,8 @@ class ProcessBackend(Backend):
             command += ["--cache-dir", str(self._cache), "--cache-mode", "ro"]
         else:
             command += ["--cache-mode", "off"]
+        if not self._prewarm:
+            command.append("--no-prewarm")
         kwargs: dict[str, Any] = {}
         if self._ids and self._mode in ("bwrap", "unshare"):
             # the wrapper needs root to build the namespaces; the worker drops to nobody inside

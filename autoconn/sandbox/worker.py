@@ -32,7 +32,6 @@ import sys
 import threading
 import time
 import traceback
-import types
 from typing import Any
 
 from autoconn.sandbox.protocol import MAX_SOURCE_BYTES, Job, JobResult, decode_line, encode_line, valid_job_id
@@ -289,6 +288,7 @@ class _Context:
         text = f"{kind} '{expr.label}'"
         where = self.labels.get(expr.label)
         fn = getattr(expr, "f", None) or getattr(expr, "predicate", None)
+        fn = getattr(fn, "__wrapped__", fn)
         code = getattr(fn, "__code__", None)
         if where:
             text += f" {where}"
@@ -307,6 +307,8 @@ class _Context:
             lineno = err.lineno
         if lineno is not None:
             message += f" ({self.line_text(lineno)})"
+        if isinstance(err, RecursionError):
+            message += " - the program nests too deeply (tracr merges a chain of Maps into one nested function): use fewer chained Maps"
         for label, where in self.labels.items():
             if label in message and where not in message:
                 message += f" [{label} is {where}]"
@@ -477,16 +479,37 @@ class Worker:
         return Evaluator
 
     def prewarm(self) -> float:
-        """Compiles and runs one trusted program before the first job, so a candidate's time
-        limit never pays for JAX's first-use initialisation."""
+        """Compiles and runs trusted programs before the first job (the same ones the cache was
+        warmed with, so they hit it), so a candidate's time limit never pays for JAX's
+        first-use initialisation."""
         started = time.monotonic()
-        settings = {"max_seq_len": 5, "mlp_exactness": 100, "compiler_bos": "BOS", "compiler_pad": "PAD", "causal": False}
         for name in ("reverse", "frac_prevs"):
-            job = Job(job_id=f"prewarm-{name}", source=WARM_PROGRAMS[name], vocab=["a", "b"], settings=settings,
-                      inputs=[["a", "b"]], want_weights=False, timeout_seconds=600)
-            self.run_job(job)
+            self.run_job(_warm_job(name, WARM_VOCABS[0], WARM_LENGTHS[0]))
         self.jobs = 0
         return time.monotonic() - started
+
+    def _watch_for_none(self, program: Any) -> list[tuple[Any, tuple]]:
+        """Wraps every Map/SequenceMap function of the program so that a None result while
+        tracr compiles (which it drops silently) is recorded; returns the record."""
+        rasp = self.rasp
+        hits: list[tuple[Any, tuple]] = []
+        seen, stack = set(), [program]
+        while stack:
+            expr = stack.pop()
+            if id(expr) in seen:
+                continue
+            seen.add(id(expr))
+            stack.extend(expr.children)
+            if isinstance(expr, (rasp.Map, rasp.SequenceMap)) and callable(getattr(expr, "f", None)):
+                def watched(*args: Any, _f: Any = expr.f, _expr: Any = expr) -> Any:
+                    value = _f(*args)
+                    if value is None and len(hits) < 5:
+                        hits.append((_expr, args))
+                    return value
+
+                watched.__wrapped__ = expr.f  # type: ignore[attr-defined] - describe() finds the candidate's line
+                expr.f = watched
+        return hits
 
     # -- stages --------------------------------------------------------------------
     def run_job(self, job: Job) -> tuple[JobResult, list[str]]:
@@ -537,7 +560,7 @@ class Worker:
         except RecursionError as err:
             recycle.append("recursion")
             return JobResult.failure(job.job_id, stage_box[0] if stage_box[0] != "screen" else "exec",
-                                     context.exception(err) + ": recursion too deep")
+                                     context.exception(err))
         except _Trap as err:
             return JobResult.failure(job.job_id, "evaluate", str(err))
         except BaseException as err:  # noqa: BLE001 - anything a candidate raises is its failure
@@ -603,15 +626,26 @@ class Worker:
         # -- compile
         stage[0] = "compile"
         settings = self.CompileSettings.from_json(job.settings)
+        none_results = self._watch_for_none(program)
         try:
             model = self.compile_program(program, job.vocab, settings)
         except Exception as err:  # noqa: BLE001
             _reraise_limits(err)
             return JobResult.failure(job.job_id, "compile", context.exception(err), rasp_outputs=rasp_outputs,
                                      output_encoding=encoding)
+        if none_results:
+            expr, args = none_results[0]
+            shown = repr(args[0]) if len(args) == 1 else repr(args)
+            return JobResult.failure(job.job_id, "compile", f"{context.describe(expr)} returned None for {shown} while "
+                                     "tracr compiled it (tracr calls every Map on every value its input can take, "
+                                     "and drops None silently): return a value for every possible input",
+                                     rasp_outputs=rasp_outputs, output_encoding=encoding)
         # -- run
         stage[0] = "run"
-        runtime = self.ConnRuntime.from_model(model, settings.max_seq_len, settings.causal)
+        extra = {}
+        if getattr(settings, "sharpen_attention", None) is not None:  # newer CompileSettings carry it
+            extra["sharpen"] = settings.sharpen_attention
+        runtime = self.ConnRuntime.from_model(model, settings.max_seq_len, settings.causal, **extra)
         size = self.model_size(model).to_json()
         try:
             model_outputs = [[_json_value(v) for v in row] for row in runtime.run([list(x) for x in job.inputs])] if job.inputs else []
@@ -683,19 +717,28 @@ WARM_PROGRAMS = {
 }
 
 
+CACHE_RECIPE = "r2"  # bump when the warm-up programs or the compile path change: names a fresh cache dir
+WARM_VOCABS = (["a", "b", "c"],)
+WARM_LENGTHS = (5, 10)
+
+
+def _warm_job(name: str, vocab: list, max_len: int) -> Job:
+    settings = {"max_seq_len": max_len, "mlp_exactness": max(100, 2 * (max_len + 1) * (max_len + 2)),
+                "compiler_bos": "BOS", "compiler_pad": "PAD", "causal": False}
+    inputs = [vocab[: n % len(vocab) + 1] for n in range(max_len)]
+    return Job(job_id=f"warm-{name}-{len(vocab)}-{max_len}", source=WARM_PROGRAMS[name], vocab=vocab, settings=settings,
+               inputs=inputs, want_weights=False, timeout_seconds=600)
+
+
 def warm(cache_dir: str | None) -> dict[str, float]:
     """Compiles and runs trusted programs so JAX's persistent cache holds the common
     executables. Run by the image build and by the process backend's first start."""
     worker = Worker(exchange=None)
     timings: dict[str, float] = {}
-    for vocab in (["a", "b", "c"],):
-        for max_len in (5, 10):
-            settings = {"max_seq_len": max_len, "mlp_exactness": max(100, 2 * (max_len + 1) * (max_len + 2)),
-                        "compiler_bos": "BOS", "compiler_pad": "PAD", "causal": False}
-            inputs = [vocab[: n % len(vocab) + 1] for n in range(max_len)]
-            for name, source in WARM_PROGRAMS.items():
-                job = Job(job_id=f"warm-{name}-{len(vocab)}-{max_len}", source=source, vocab=vocab, settings=settings,
-                          inputs=[x[:max_len] for x in inputs], want_weights=False, timeout_seconds=300)
+    for vocab in WARM_VOCABS:
+        for max_len in WARM_LENGTHS:
+            for name in WARM_PROGRAMS:
+                job = _warm_job(name, vocab, max_len)
                 result, _ = worker.run_job(job)
                 timings[job.job_id] = result.seconds
                 if not result.ok:

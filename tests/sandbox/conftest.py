@@ -46,7 +46,7 @@ def assert_good_run(sandbox: Any) -> JobResult:
 
 def _docker_or_fail() -> None:
     status = docker_status()
-    if not status["usable"]:
+    if not status["usable"] or status.get("image_current") is False:
         message = f"docker sandbox unusable: {status['reason']}"
         if IN_CI:
             pytest.fail(message + " (CI=true: the docker tests must run; .ci/docker-setup.sh prepares the engine and image)")

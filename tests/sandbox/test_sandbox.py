@@ -59,6 +59,14 @@ def test_map_returning_none_is_reported(sandbox: object) -> None:
     assert "returned None" in result.error and "line 2" in result.error
 
 
+def test_map_returning_none_at_compile_time_is_reported(sandbox: object) -> None:
+    """The inputs never hold 'c', but tracr calls the Map on 'c' while compiling."""
+    source = "from tracr.rasp import rasp\nprogram = rasp.Map(lambda t: {'a': 'x', 'b': 'y'}.get(t), rasp.tokens)\n"
+    result = sandbox.run(make_job(source, "none-compile", inputs=[["a", "b"]]))  # type: ignore[attr-defined]
+    assert result.stage == "compile", (result.stage, result.error)
+    assert "returned None for 'c'" in result.error and "line 2" in result.error
+
+
 def test_categorical_aggregate_selecting_many_is_reported(sandbox: object) -> None:
     source = ("from tracr.rasp import rasp\n"
               "everything = rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.TRUE)\n"

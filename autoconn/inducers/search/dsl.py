@@ -177,5 +177,6 @@ INDICES = Node(Op.INDICES)
 def make(op: Op, children: tuple[Node, ...], fn: Lam | None = None, pred: Pred | None = None) -> Node:
     """A node whose cost is its own operation (plus its function's tier) plus its children's."""
     own = OP_COST[op] + (fn.tier - 1 if fn is not None else 0)
-    distinct = {id(c): c for c in children}.values()  # Select(x, x) pays for x once
-    return Node(op, children, fn, pred, own + sum(c.cost for c in distinct))
+    if len(children) == 2 and children[0] is children[1]:  # Select(x, x) pays for x once
+        return Node(op, children, fn, pred, own + children[0].cost)
+    return Node(op, children, fn, pred, own + sum(c.cost for c in children))

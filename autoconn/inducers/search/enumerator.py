@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from autoconn.inducers.search import primitives as P
 from autoconn.inducers.search.dsl import INDICES, OP_COST, TOKENS, Lam, Node, Op, Pred, make
-from autoconn.inducers.search.evaluate import MISSING, Batch, Entry, Evaluator, NumSem, Sem, SelSem
+from autoconn.inducers.search.evaluate import CODE, MISSING, Batch, Entry, Evaluator, NumSem, Sem, SelSem
 from autoconn.inducers.search.goals import Goals
 
 NUMERIC_TOLERANCE = 1e-3
@@ -41,10 +41,14 @@ class _Stop(Exception):
 class SearchConfig:
     max_cost: int = 16
     synthetic_rows: int = 24
-    extra_levels: int = 1  # levels to finish after the first match, for alternatives
-    grace_seconds: float = 0.5  # extra search time after the first match, besides its own time
+    patience: float = 3.0  # unconfirmed first match: search on until this many times its time...
+    grace_seconds: float = 1.0  # ...plus this (a cheaper program may be a level or two away)
+    patience_short_of_want: float = 10.0  # fewer matches than wanted: this many times...
+    grace_short_of_want: float = 3.0  # ...plus this
     max_map_chain: int = 2  # Map(Map(x)) at most: longer chains are mostly arithmetic noise
-    max_level_size: int = 40000  # categorical expressions kept per cost level
+    max_elementwise_ops: int = 3  # Maps/SequenceMaps in one function of tokens and indices
+    max_level_size: int = 30000  # categorical expressions kept per cost level (memory: ~6 KB each)
+    max_bank_size: int = 100000  # and in all; beyond, new ones are still checked but not kept
     max_selectors_per_level: int = 60000
     goals: bool = True
     seed: int = 0
@@ -71,6 +75,7 @@ class Match:
     enumerated: int
     synthetic_bad: int  # synthetic rows where some categorical Aggregate does not pick exactly one
     signature: int
+    fresh: bool = True  # not excluded by the caller (e.g. already tried)
 
 
 @dataclass
@@ -119,12 +124,13 @@ class Search:
         outs = list(output_vocab) or sorted({v for row in outputs for v in row}, key=repr)
         self.pools = P.Pools.from_task(tuple(vocab), () if numerical else tuple(outs), max_seq_len)
         self.goals: Goals | None = None
+        self.int_tokens = self.ev.int_valued(self.ev.tokens.vset)
         if numerical:
             self.target_num = np.zeros((self.n, width))
             for r, row in enumerate(outputs):
                 self.target_num[r, : len(row)] = [float(v) for v in row]
         else:
-            target = np.full((self.n, width), MISSING, dtype=np.int64)
+            target = np.full((self.n, width), MISSING, dtype=CODE)
             for r, row in enumerate(outputs):
                 target[r, : len(row)] = [self.ev.u.code(v) for v in row]
             self.target_bytes = target.tobytes()
@@ -137,10 +143,10 @@ class Search:
         self.seen_sel: set[int] = set()
         self.seen_num: set[int] = set()
         self.matches: list[Match] = []
-        self.match_sigs: set[int] = set()
+        self.match_sigs: dict[int, int] = {}  # behaviour -> index in matches
         self.count = 0
+        self.banked = 0
         self.level = 0
-        self.first_level: int | None = None
         self.timings: dict[str, float] = {}
         self.stats: dict[str, int] = {"maps": 0, "seqmaps": 0, "selects": 0, "widths": 0, "aggregates": 0, "means": 0}
         self._unary: dict[tuple[frozenset[int], bool], list[Lam]] = {}
@@ -157,25 +163,36 @@ class Search:
                 raise _Stop
 
     def _enough(self, finished_level: int | None, now: float | None = None) -> bool:
-        """After a first match: stop with enough alternatives, one more finished level, or
-        once the extra time equals the time the first match took (plus a grace period)."""
-        if self.first_level is None:
+        """Stop when ``want`` new matches are confirmed (none cheaper can follow: their cost
+        is at most the last finished level); or, with ``want`` unconfirmed ones, after
+        ``patience`` times the time of the first plus a grace period (goal shortcuts find
+        costly programs early; a cheaper one may be a level or two away); or, with fewer,
+        after ``patience_short_of_want`` times (plus a longer grace)."""
+        fresh = [m for m in self.matches if m.fresh]
+        if not fresh:
             return False
-        if len(self.matches) >= self.want:
+        done = finished_level if finished_level is not None else self.level - 1
+        if sum(1 for m in fresh if m.cost <= done) >= self.want:
             return True
-        if finished_level is not None and finished_level >= self.first_level + self.cfg.extra_levels:
-            return True
-        now = time.perf_counter() if now is None else now
-        return now - self.start > 2 * self.matches[0].seconds + self.cfg.grace_seconds
+        elapsed = (time.perf_counter() if now is None else now) - self.start
+        first = fresh[0].seconds
+        if len(fresh) >= self.want:
+            return elapsed > self.cfg.patience * first + self.cfg.grace_seconds
+        return elapsed > self.cfg.patience_short_of_want * first + self.cfg.grace_short_of_want
 
     def _record(self, node: Node, sig: int, bad: np.ndarray | None) -> None:
-        if sig in self.match_sigs:
+        """A match; one per behaviour (over all rows), the cheapest one found."""
+        known = self.match_sigs.get(sig)
+        if known is not None:
+            old = self.matches[known]
+            if node.cost < old.cost:
+                self.matches[known] = Match(node, node.cost, old.seconds, old.enumerated, old.synthetic_bad, sig,
+                                            self.accept(node))
             return
-        self.match_sigs.add(sig)
+        self.match_sigs[sig] = len(self.matches)
         nbad = int(bad[self.n:].sum()) if bad is not None else 0
-        self.matches.append(Match(node, node.cost, time.perf_counter() - self.start, self.count, nbad, sig))
-        if self.first_level is None:
-            self.first_level = self.level
+        self.matches.append(Match(node, node.cost, time.perf_counter() - self.start, self.count, nbad, sig,
+                                  self.accept(node)))
 
     def _propose(self, node: Node, sem: Sem) -> None:
         """A goal's proposal: recorded if it really equals the target on the induction rows."""
@@ -193,7 +210,9 @@ class Search:
         kind = self._kinds.get(sem.vset)
         if kind is None:
             kind = self._kinds[sem.vset] = P.value_kind(self.ev.u.values[c] for c in sem.vset)
-        entry = Entry(node, sem, kind, _support(node, kids))
+        support = _support(node, kids)
+        ops = 1 + sum(k.ops for k in kids if k is not None) if support is not None and kids else 0
+        entry = Entry(node, sem, kind, support, ops)
         if self.goals is not None:
             if arr[: self.n].tobytes() == self.target_bytes:
                 self._record(node, sig, sem.bad)
@@ -201,16 +220,20 @@ class Search:
                 self.goals.observe(entry)
                 self.goals.check(entry, arr)
         level = self.levels.setdefault(node.cost, [])
-        if len(level) < self.cfg.max_level_size:
+        if len(level) < self.cfg.max_level_size and self.banked < self.cfg.max_bank_size:
             level.append(entry)
+            self.banked += 1
         return entry
 
     # ---- the run ------------------------------------------------------------------------
 
-    def run(self, budget_seconds: float, want: int = 3) -> SearchResult:
+    def run(self, budget_seconds: float, want: int = 3, accept: Callable[[Node], bool] | None = None) -> SearchResult:
+        """Searches until ``want`` matches that ``accept`` (default: all) are settled, or the
+        budget is spent. Excluded matches still prune: they are known behaviours."""
         self.start = time.perf_counter()
         self.deadline = self.start + budget_seconds
         self.want = want
+        self.accept = accept or (lambda node: True)
         timed_out = False
         try:
             self._add(TOKENS, self.ev.tokens)
@@ -252,7 +275,7 @@ class Search:
         """Maps of cost c: a tier-t function on an expression of cost c - 1 - (t - 1)."""
         for tier in (1, 2):
             for e in list(self.levels.get(c - OP_COST[Op.MAP] - (tier - 1), ())):
-                if _chain(e.node) >= self.cfg.max_map_chain:
+                if _chain(e.node) >= self.cfg.max_map_chain or e.ops >= self.cfg.max_elementwise_ops:
                     continue
                 for fn in self._unary_fns(e):
                     if fn.tier != tier:
@@ -271,17 +294,29 @@ class Search:
     def _aggregates(self, c: int) -> None:
         budget = c - OP_COST[Op.AGGREGATE]
         for cs in range(0, budget + 1):
-            sels = [s for s in self.sel_levels.get(cs, ()) if s.pick is not None]
-            if not sels:
-                continue
+            sels = self.sel_levels.get(cs, ())
+            exact = [s for s in sels if s.pick is not None]
             for v in list(self.levels.get(budget - cs, ())):
                 if v.node.op is Op.MAP:
                     continue  # Aggregate(s, f(v)) is f(Aggregate(s, v)), made by the Map stage
-                for s in sels:
+                for s in exact:
                     out = np.take_along_axis(v.sem.codes, s.pick, axis=1)
                     bad = _or(s.bad, s.pick_bad, v.sem.bad)
                     self.stats["aggregates"] += 1
                     self._add(make(Op.AGGREGATE, (s.node, v.node)), Sem(out, v.sem.vset, bad))
+            if self.int_tokens and budget - cs == 0:
+                self._uniform_aggregates([s for s in sels if s.pick is None])
+
+    def _uniform_aggregates(self, sels: Sequence[SelEntry]) -> None:
+        """Aggregates of int tokens over selections that may hold several equal values."""
+        tokens = self.levels[0][0]
+        for s in sels:
+            self._tick()
+            sel = self.ev.select(s.pred, s.k.sem, s.q.sem)
+            out = self.ev.aggregate(sel, tokens.sem) if sel is not None else None
+            if out is not None:
+                self.stats["aggregates"] += 1
+                self._add(make(Op.AGGREGATE, (s.node, TOKENS)), out)
 
     def _means(self, c: int) -> None:
         """Numerical Aggregates (the mean of a 0/1 indicator) for numerical targets."""
@@ -327,7 +362,7 @@ class Search:
                 B = list(self.levels.get(cb, ()))
                 for ia, a in enumerate(A):
                     for ib, b in enumerate(B):
-                        if a is b or not _joinable(a, b):
+                        if a is b or not _joinable(a, b) or a.ops + b.ops >= self.cfg.max_elementwise_ops:
                             continue
                         first = (ca, ia) < (cb, ib)
                         for fn in self._binary_fns(a.kind, b.kind):
@@ -351,8 +386,10 @@ class Search:
             preds += [P.BY_NAME["TRUE"], P.BY_NAME["FALSE"]]
         if k.kind == "bool" and q.node is TOKENS:
             preds.append(P.KEY_TRUE)
-        if k.kind == q.kind and k.kind in ("int", "str"):
+        if k.kind == q.kind and k.kind in ("int", "str", "tuple"):
             preds += list(P.ORDERED)
+            if k.kind == "tuple":
+                preds += list(P.PRODUCT)
         elif k.kind == q.kind == "bool":
             preds += [P.BY_NAME["EQ"], P.BY_NAME["NEQ"]]
         return preds
@@ -398,14 +435,16 @@ class Search:
         self.width_stash.setdefault(wnode.cost, []).append(
             (wnode, Sem(self.ev.int_codes[width], self.ev.width_vset, sel.bad)))
         ok = (width == 1) | ~self.mask
-        pick = pick_bad = None
-        if ok[: self.n].all():
-            pick = sel.matrix.argmax(-1)
+        exact = bool(ok[: self.n].all())
+        some = bool(((width >= 1) | ~self.mask)[: self.n].all())
+        if exact:
             row_bad = ~ok.all(-1)
-            pick_bad = row_bad if row_bad.any() else None
-        elif not self.numerical:
+            entry = SelEntry(node, k, q, pred, sel.matrix.argmax(-1), row_bad if row_bad.any() else None, sel.bad)
+        elif self.numerical or (some and self.int_tokens):
+            entry = SelEntry(node, k, q, pred, None, None, sel.bad)  # means; Aggregates of equal ints
+        else:
             return
-        self.sel_levels.setdefault(node.cost, []).append(SelEntry(node, k, q, pred, pick, pick_bad, sel.bad))
+        self.sel_levels.setdefault(node.cost, []).append(entry)
 
 
 def _joinable(a: Entry, b: Entry) -> bool:

@@ -24,6 +24,7 @@ import numpy as np
 from autoconn.inducers.search.dsl import Lam, Node, Op, Pred
 
 MISSING = -1  # code written at padded positions when hashing
+CODE = np.int32  # value codes: the universe of one search stays far below 2**31
 
 
 def _intern_key(value: Any) -> tuple[str, Any]:
@@ -35,6 +36,8 @@ def _intern_key(value: Any) -> tuple[str, Any]:
         return ("n", value)
     if isinstance(value, str):
         return ("s", value)
+    if isinstance(value, tuple):
+        return ("t", tuple(_intern_key(v) for v in value))
     return ("o", repr(value))
 
 
@@ -123,7 +126,7 @@ def synthetic_inputs(induction: Sequence[tuple[Any, ...]], vocab: Sequence[Any],
 class Sem:
     """A categorical SOp evaluated on a batch."""
 
-    codes: np.ndarray  # [R, width] int64 codes (padded positions hold some code of vset)
+    codes: np.ndarray  # [R, width] CODE array (padded positions hold some code of vset)
     vset: frozenset[int]  # the value set tracr infers, as codes
     bad: np.ndarray | None = None  # [R] rows where a categorical Aggregate did not pick exactly one
 
@@ -163,6 +166,7 @@ class Entry:
     sem: Sem
     kind: str  # value kind of its value set: bool / int / str / mixed
     support: frozenset[str] | None  # inputs of an elementwise expression; None once attention is involved
+    ops: int = 0  # Maps and SequenceMaps in an elementwise expression (0 otherwise)
 
 
 def _or(*bads: np.ndarray | None) -> np.ndarray | None:
@@ -183,7 +187,7 @@ class Evaluator:
         self.batch = batch
         self.u = universe or Universe()
         self.max_seq_len = max_seq_len
-        self.max_values = max_values or max(64, 4 * (max_seq_len + 1))
+        self.max_values = max_values or max(128, 16 * (max_seq_len + 1))
         self.vocab = tuple(vocab)
         self._map_cache: dict[tuple[str, frozenset[int]], tuple[np.ndarray, frozenset[int]] | None] = {}
         self._seq_cache: dict[tuple[str, frozenset[int], frozenset[int]], tuple[np.ndarray, frozenset[int]] | None] = {}
@@ -191,10 +195,10 @@ class Evaluator:
         self._pos_cache: dict[frozenset[int], np.ndarray] = {}
         self._memo: dict[int, Any] = {}
         self.pair_mask = batch.mask[:, :, None] & batch.mask[:, None, :]
-        self.int_codes = np.array([self.u.code(i) for i in range(max_seq_len + 1)], dtype=np.int64)
+        self.int_codes = np.array([self.u.code(i) for i in range(max_seq_len + 1)], dtype=CODE)
         self.width_vset = frozenset(int(c) for c in self.int_codes)
         w = batch.width
-        tok = np.zeros((batch.rows, w), dtype=np.int64)
+        tok = np.zeros((batch.rows, w), dtype=CODE)
         fill = self.u.code(self.vocab[0])
         for r, x in enumerate(batch.inputs):
             tok[r, :] = fill
@@ -211,7 +215,7 @@ class Evaluator:
     def _pos(self, vset: frozenset[int]) -> np.ndarray:
         pos = self._pos_cache.get(vset)
         if pos is None:
-            pos = np.full(len(self.u), -1, dtype=np.int64)
+            pos = np.full(len(self.u), -1, dtype=np.intp)
             ordered = sorted(vset)
             pos[ordered] = np.arange(len(ordered))
             self._pos_cache[vset] = pos
@@ -224,8 +228,13 @@ class Evaluator:
         for v in out_values:
             if v is None:
                 return None
-            kinds.add("b" if isinstance(v, bool) else ("n" if isinstance(v, (int, float)) else "s"))
-        if {"b", "n"} <= kinds:
+            if isinstance(v, bool):
+                kinds.add("b")
+            elif isinstance(v, (int, float)):
+                kinds.add("n")
+            else:
+                kinds.add("t" if isinstance(v, tuple) else "s")
+        if {"b", "n"} <= kinds or ("t" in kinds and len(kinds) > 1):
             return None
         codes = frozenset(self.u.code(v) for v in out_values)
         if len(codes) > self.max_values:
@@ -253,7 +262,7 @@ class Evaluator:
         out_vset = self._accept(outs)
         if out_vset is None:
             return None
-        lut = np.zeros(max(ordered) + 1, dtype=np.int64)
+        lut = np.zeros(max(ordered) + 1, dtype=CODE)
         lut[ordered] = [self.u.code(v) for v in outs]
         return lut, out_vset
 
@@ -279,7 +288,7 @@ class Evaluator:
         out_vset = self._accept([v for row in outs for v in row])
         if out_vset is None:
             return None
-        table = np.array([[self.u.code(v) for v in row] for row in outs], dtype=np.int64)
+        table = np.array([[self.u.code(v) for v in row] for row in outs], dtype=CODE)
         return table, out_vset
 
     def select(self, pred: Pred, k: Sem, q: Sem) -> SelSem | None:
@@ -308,9 +317,11 @@ class Evaluator:
         return Sem(self.int_codes[w], self.width_vset, sel.bad)
 
     def aggregate(self, sel: SelSem, v: Sem) -> Sem | None:
-        """Categorical Aggregate: None unless exactly one position is selected at every
-        induction position; synthetic rows where that fails become bad rows."""
-        ok = (sel.width == 1) | ~self.batch.mask
+        """Categorical Aggregate: None unless, at every induction position, exactly one
+        position is selected -- or, for int values, the selected positions all hold the same
+        value (the compiled head averages identical one-hot vectors, and rasp.evaluate's
+        mean of equal ints is that int). Synthetic rows where this fails become bad rows."""
+        ok = self.moves_one_value(sel.matrix, v)
         n = self.batch.n_induction
         if not ok[:n].all():
             return None
@@ -319,6 +330,20 @@ class Evaluator:
         row_bad = ~ok.all(-1)
         bad = _or(sel.bad, v.bad, row_bad if row_bad.any() else None)
         return Sem(out, v.vset, bad)
+
+    def moves_one_value(self, matrix: np.ndarray, v: Sem) -> np.ndarray:
+        """[R, L]: where the selection reads exactly one value (True at padding)."""
+        width = matrix.sum(-1)
+        ok = (width == 1) | ~self.batch.mask
+        if ok.all() or not self.int_valued(v.vset):
+            return ok
+        pick = matrix.argmax(-1)
+        chosen = np.take_along_axis(v.codes, pick, axis=1)
+        differs = matrix & (v.codes[:, None, :] != chosen[:, :, None])
+        return ok | ((width >= 1) & ~differs.any(-1))
+
+    def int_valued(self, vset: frozenset[int]) -> bool:
+        return all(isinstance(self.u.values[c], int) and not isinstance(self.u.values[c], bool) for c in vset)
 
     def nummap(self, fn: Lam, x: Sem) -> NumSem | None:
         """A categorical -> numerical Map; only 0/1 results (the only thing tracr averages)."""

@@ -23,6 +23,7 @@ Every proposal is evaluated like any expression and must equal the target exactl
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable
 
 import numpy as np
@@ -50,10 +51,10 @@ def functional(keys: list[np.ndarray], target: np.ndarray) -> tuple[tuple[tuple[
     Codes are below 2**20 (the universe is far smaller), so up to two keys and the target
     pack into one int64 and a single 1-D np.unique does the work."""
     shift = np.int64(1 << 20)
-    combined = np.zeros_like(target)
+    combined = np.zeros(len(target), dtype=np.int64)
     for k in keys:
-        combined = combined * shift + k
-    packed = np.unique(combined * shift + target)
+        combined = combined * shift + k.astype(np.int64)
+    packed = np.unique(combined * shift + target.astype(np.int64))
     key_part = packed // shift
     if len(key_part) > 1 and (key_part[1:] == key_part[:-1]).any():
         return None
@@ -115,6 +116,8 @@ class Goals:
             role = "input"
         elif node.op is Op.WIDTH and node.cost <= 3:
             role = "count"  # length, histograms, ranks
+        elif node.op is Op.WIDTH and node.cost <= 4 and node.children[0].pred is P.KEY_TRUE:
+            role = "tally"  # how many tokens are (or are not) some value
         elif node.cost == 1 and entry.kind == "bool" and entry.support == frozenset({"indices"}):
             role = "position"  # indices == c and the like
         else:
@@ -138,7 +141,10 @@ class Goals:
                 is_zero = P.eq_c(0)
                 sem = self.ev.map(is_zero, entry.sem)
                 if sem is not None:
-                    self.unique(make(Op.MAP, (entry.node,), is_zero), sem, (ints == 0) & self.imask)
+                    zero = Entry(make(Op.MAP, (entry.node,), is_zero), sem, "bool", None)
+                    marks = (ints == 0) & self.imask
+                    self.unique(zero.node, sem, marks)
+                    self.count(zero, marks)
         if entry.kind == "bool" and self.broadcast:
             marks = self.u.as_bools()[entry.sem.codes[: self.n]].astype(bool) & self.imask
             self.count(entry, marks)
@@ -217,7 +223,10 @@ class Goals:
         found = []
         for swap in (False, True):
             ka, kb = (w.kind, e.kind) if swap else (e.kind, w.kind)
-            for fn in P.binary_library(ka, kb, pools):
+            fns = P.binary_library(ka, kb, pools)
+            if ka == kb == "int" and 1 < len(dst) <= 3:
+                fns += [P.compare3(*abc) for abc in itertools.permutations(dst + dst[:1] * (3 - len(dst)), 3)]
+            for fn in fns:
                 try:
                     if all(_same(fn.lam.call(*((y, x) if swap else (x, y))), t) for (x, y), t in pairs):
                         found.append((fn.lam, swap))
@@ -303,11 +312,16 @@ class Goals:
             self.count(Entry(node, sem, "bool", None), marks)
 
     def unique(self, node: Node, sem: Sem, marks: np.ndarray) -> None:
-        """Broadcast target = value at the one marked position."""
-        if not self.values or not (marks.sum(-1) == 1).all():
+        """Broadcast target = the value at the marked position (or positions, for int
+        values that agree)."""
+        if not self.values:
             return
-        at = marks.argmax(-1)
+        counts = marks.sum(-1)
+        if not (counts >= 1).all():
+            return
         for v, _ in self.values:
-            if (v.sem.codes[np.arange(self.n), at] == self.row_target).all():
+            if not (counts == 1).all() and not self.ev.int_valued(v.sem.vset):
+                continue
+            if not (marks & (v.sem.codes[: self.n] != self.row_target[:, None])).any():
                 select = make(Op.SELECT, (node, TOKENS), pred=P.KEY_TRUE)
                 self._aggregate(select, v, sem, self.ev.tokens)

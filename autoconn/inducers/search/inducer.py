@@ -50,7 +50,6 @@ class SearchInducer:
         examples = list(induction)
         if self.learn_from_counterexamples:
             examples += counterexample_examples(task, feedback, examples)
-        result = synthesize_task(task, examples, budget_seconds=budget_seconds, want=limit + len(tried),
+        result = synthesize_task(task, examples, budget_seconds=budget_seconds, want=limit, exclude=tried,
                                  config=self.config)
-        fresh = [f for f in result.found if f.source not in tried]
-        return [Candidate(source=f.source, origin=self.name, summary=f.summary) for f in fresh[:limit]]
+        return [Candidate(source=f.source, origin=self.name, summary=f.summary) for f in result.found[:limit]]

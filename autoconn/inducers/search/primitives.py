@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 from autoconn.inducers.search.dsl import Lam, Pred, lam1, lam2
 
 SMALL_INTS = (0, 1, 2, 3)
-MAX_EQ_CONSTANTS = 16  # beyond this many values, x == c only uses pooled constants
+MAX_EQ_CONSTANTS = 12  # beyond this many values (e.g. positions), x == c uses the pooled constants
 MAX_REPLACEMENTS = 48  # cap on "d if x == c else x" instances per value set
 
 
@@ -30,6 +30,8 @@ def value_kind(values: Iterable[Any]) -> str:
             kinds.add("int")
         elif isinstance(v, str):
             kinds.add("str")
+        elif isinstance(v, tuple):
+            kinds.add("tuple")
         else:
             kinds.add("other")
     if len(kinds) == 1:
@@ -56,12 +58,14 @@ class Pools:
     sentinels: tuple[int, ...] = ()
 
     @classmethod
-    def from_task(cls, tokens: Sequence[Any], outputs: Sequence[Any], max_seq_len: int = 0,
-                  max_ints: int = 8) -> "Pools":
+    def from_task(cls, tokens: Sequence[Any], outputs: Sequence[Any], max_seq_len: int = 0) -> "Pools":
+        """Small ints plus one modulus per numeric alphabet (largest value + 1, e.g. 10 for
+        digits); values themselves are compared with ``x == c`` from the value set."""
         ints = set(SMALL_INTS)
-        for v in list(tokens) + list(outputs):
-            if isinstance(v, int) and not isinstance(v, bool) and len(ints) < max_ints + len(SMALL_INTS):
-                ints.add(v)
+        for values in (tokens, outputs):
+            numbers = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+            if numbers:
+                ints.add(max(numbers) + 1)
         sentinels = (-1, max_seq_len) if max_seq_len else (-1,)
         return cls(tuple(tokens), tuple(outputs), tuple(sorted(ints)), sentinels)
 
@@ -211,7 +215,7 @@ INT_BINARY = (
     _b(lambda x, y: x < y, lambda x, y: f"{x} < {y}", "lt", False),
     _b(lambda x, y: x * y, lambda x, y: f"{x} * {y}", "times", True, 2),
     _b(lambda x, y: x <= y, lambda x, y: f"{x} <= {y}", "le", False, 2),
-    _b(lambda x, y: x % y if y else 0, lambda x, y: f"{x} % {y} if {y} else 0", "mod", False, 2),
+    _b(lambda x, y: x % y if y else 0, lambda x, y: f"{x} % {y} if {y} else 0", "mod", False),
     _b(lambda x, y: x // y if y else 0, lambda x, y: f"{x} // {y} if {y} else 0", "div", False, 2),
 )
 BOOL_BINARY = (
@@ -220,9 +224,15 @@ BOOL_BINARY = (
 )
 
 
-def pair(n: int) -> Binary:
-    """x * n + y: two small ints as one ordered key (lexicographic order, n above any y)."""
-    return _b(lambda x, y: x * n + y, lambda x, y: f"{x} * {n} + {y}", "pair", False, 2)
+# (x, y): two values as one key. Comparisons on it are lexicographic (sorting with ties
+# broken by position), and the product predicates below compare it component-wise.
+TUPLE = _b(lambda x, y: (x, y), lambda x, y: f"({x}, {y})", "pair", False)
+
+
+def compare3(a: Any, b: Any, c: Any) -> Binary:
+    """a if x > y, b if x < y, c if equal: which of two counts is larger."""
+    return _b(lambda x, y: a if x > y else (b if x < y else c),
+              lambda x, y: f"{a!r} if {x} > {y} else ({b!r} if {x} < {y} else {c!r})", "compare", False)
 
 
 def pick_else(c: Any) -> Binary:
@@ -242,7 +252,8 @@ def binary_library(kind_a: str, kind_b: str, pools: Pools) -> list[Binary]:
         out += [EQ2, NE2]
     if kind_a == kind_b == "int":
         out += list(INT_BINARY)
-        out += [pair(n) for n in pools.sentinels if n > 0]
+    if kind_a in ("int", "str", "bool") and kind_b in ("int", "str", "bool"):
+        out.append(TUPLE)
     if kind_a == kind_b == "bool":
         out += list(BOOL_BINARY)
     if kind_a == "bool" and kind_b in ("int", "str"):
@@ -273,3 +284,13 @@ BY_NAME = {p.comparison: p for p in COMPARISONS}
 # A key-only predicate: select the keys whose (boolean) value holds, whatever the query.
 KEY_TRUE = Pred(lam2(lambda k, q: bool(k), lambda k, q: f"{k}", "key"), None)
 ORDERED = tuple(BY_NAME[n] for n in ("EQ", "LT", "LEQ", "GT", "GEQ", "NEQ"))
+
+
+def _product(name: str, second: Pred) -> Pred:
+    inner = second.lam
+    return Pred(lam2(lambda k, q: k[0] == q[0] and inner.call(k[1], q[1]),
+                     lambda k, q: f"{k}[0] == {q}[0] and {inner.text(f'{k}[1]', f'{q}[1]')}", f"same_{name}"), None)
+
+
+# On (a, b) keys and queries: same a, and b compared (earlier/later occurrences of a value).
+PRODUCT = tuple(_product(n.lower(), BY_NAME[n]) for n in ("LT", "GT", "LEQ", "GEQ", "NEQ"))

@@ -8,7 +8,7 @@ some length), then the fewest compiled layers, then the smallest cost.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 from autoconn.inducers.search.build import to_rasp
 from autoconn.inducers.search.dsl import Node
@@ -52,14 +52,20 @@ class Synthesis:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def finish(match: Match) -> Found:
-    program = lower(match.node)
+def render(node: Node) -> tuple[Node, int, str, str]:
+    """(lowered program, layers, source, summary) of a found expression."""
+    program = lower(node)
     layers = tracr_layers(program)
     text = describe(program)
-    summary = f"{text}  [{layers} layer{'s' if layers != 1 else ''}, cost {match.cost}]"
-    header = f"Found by the offline search: {text} ({layers} layers, cost {match.cost})."
+    summary = f"{text}  [{layers} layer{'s' if layers != 1 else ''}, cost {node.cost}]"
+    header = f"Found by the offline search: {text} ({layers} layers, cost {node.cost})."
+    return program, layers, to_source(program, header), summary
+
+
+def finish(match: Match) -> Found:
+    program, layers, source, summary = render(match.node)
     return Found(match.node, program, layers, match.cost, match.synthetic_bad, match.seconds,
-                 match.enumerated, to_source(program, header), summary)
+                 match.enumerated, source, summary)
 
 
 def _finish_or_none(match: Match) -> Found | None:
@@ -71,12 +77,23 @@ def _finish_or_none(match: Match) -> Found | None:
 
 def synthesize(inputs: Sequence[Sequence[Any]], outputs: Sequence[Sequence[Any]], *, vocab: Sequence[Any],
                max_seq_len: int, numerical: bool, output_vocab: Sequence[Any] = (),
-               budget_seconds: float = 10.0, want: int = 3, config: SearchConfig | None = None) -> Synthesis:
-    """Programs matching every (input, output) pair, best first."""
+               budget_seconds: float = 10.0, want: int = 3, exclude: Collection[str] = (),
+               config: SearchConfig | None = None) -> Synthesis:
+    """Up to ``want`` programs matching every (input, output) pair, best first; sources in
+    ``exclude`` (already tried) are left out, and the search goes on past them."""
     search = Search(inputs, outputs, vocab=vocab, max_seq_len=max_seq_len, numerical=numerical,
                     output_vocab=output_vocab, config=config)
-    result = search.run(budget_seconds, want=want)
-    found = sorted((f for f in map(_finish_or_none, result.matches) if f is not None), key=lambda f: f.rank_key)
+    excluded = set(exclude)
+
+    def accept(node: Node) -> bool:
+        try:
+            return render(node)[2] not in excluded
+        except ValueError:
+            return False
+
+    result = search.run(budget_seconds, want=want, accept=accept if excluded else None)
+    found = sorted((f for f in map(_finish_or_none, result.matches) if f is not None and f.source not in excluded),
+                   key=lambda f: f.rank_key)
     unique: dict[str, Found] = {}
     for f in found:
         unique.setdefault(f.source, f)
@@ -85,8 +102,9 @@ def synthesize(inputs: Sequence[Sequence[Any]], outputs: Sequence[Sequence[Any]]
 
 
 def synthesize_task(task: Task, examples: Sequence[Example], *, budget_seconds: float = 10.0, want: int = 3,
-                    config: SearchConfig | None = None) -> Synthesis:
+                    exclude: Collection[str] = (), config: SearchConfig | None = None) -> Synthesis:
     """:func:`synthesize` with the vocab, kinds and max_seq_len of a task."""
     return synthesize([e.inputs for e in examples], [e.outputs for e in examples], vocab=task.input_vocab,
                       max_seq_len=task.max_seq_len, numerical=task.output_kind == "numerical",
-                      output_vocab=task.output_vocab, budget_seconds=budget_seconds, want=want, config=config)
+                      output_vocab=task.output_vocab, budget_seconds=budget_seconds, want=want, exclude=exclude,
+                      config=config)
