@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEMO_TASK ?= rule_examples/reverse.jsonl
+DEMO_TASK ?= rule_examples/sort.jsonl
 
 .PHONY: demo test test-fast sandbox bench clean
 

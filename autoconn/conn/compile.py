@@ -7,7 +7,7 @@ are compiled only inside the sandbox worker; this module is what the worker call
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Sequence
 
 from autoconn.task import BOS, PAD, Token
@@ -30,7 +30,8 @@ class CompileSettings:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "CompileSettings":
-        return cls(**data)
+        known = {f.name for f in fields(cls)}  # tolerate settings written by a newer version
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional
 from autoconn.checking import conn_metadata, make_job, output_kind_problem
 from autoconn.conn.artifact import Library
 from autoconn.conn.compile import CompileSettings, default_settings
+from autoconn.conn.runtime import ConnInputError, ConnRuntime, ConnSpec
 from autoconn.conn.verify import Verification, verify_outputs
 from autoconn.inducers.base import Counterexample, Feedback, Inducer
 from autoconn.pipeline.runlog import RunLog
@@ -150,10 +151,9 @@ def make_nodes(resources: Resources) -> dict[str, Callable[[InductionState], dic
         run_log = log(state)
         source_path = run_log.save_candidate(attempt, candidate["source"])
         induction = examples(state, "induction_ids")
-        heldout = examples(state, "heldout_ids")
         settings = CompileSettings.from_json(state["settings"])
         resources.on_event("check", {"attempt": attempt, "summary": candidate.get("summary", "")})
-        job = make_job(candidate["source"], task, settings, [*induction, *heldout])
+        job = make_job(candidate["source"], task, settings, induction)
         result = resources.sandbox().run(job)
         current: dict[str, Any] = {"candidate": candidate, "attempt": attempt, "source_path": source_path,
                                    "ok": bool(result.ok), "stage": result.stage, "error": result.error,
@@ -162,7 +162,6 @@ def make_nodes(resources: Resources) -> dict[str, Callable[[InductionState], dic
         feedback: Optional[dict[str, Any]] = None
         if result.ok:
             outputs = result.model_outputs or []
-            current["heldout_outputs"] = outputs[len(induction):]
             problem = output_kind_problem(task, result)
             scored = verify_outputs(induction, outputs[:len(induction)], task.output_kind)
             current["induction"] = scored.to_json(max_failures=0)
@@ -171,7 +170,9 @@ def make_nodes(resources: Resources) -> dict[str, Callable[[InductionState], dic
             elif not scored.passed:
                 feedback = {"stage": "check", "message": f"compiled model wrong on {scored.total - scored.correct} of {scored.total} induction examples",
                             "counterexamples": counterexamples(scored)}
-            elif result.weights_path:  # keep the weights with the run: the sandbox's copy is temporary
+            elif not result.weights_path or not result.spec:
+                feedback = {"stage": "run", "message": "the sandbox returned no weights", "counterexamples": []}
+            else:  # keep the weights with the run: the sandbox's copy is temporary
                 kept = run_log.dir / "candidates" / f"{attempt:03d}.npz"
                 shutil.copyfile(result.weights_path, kept)
                 current["weights"] = str(kept)
@@ -192,7 +193,16 @@ def make_nodes(resources: Resources) -> dict[str, Callable[[InductionState], dic
         task = resources.task(state)
         current = dict(state["current"] or {})
         heldout = examples(state, "heldout_ids")
-        scored = verify_outputs(heldout, current.get("heldout_outputs", []), task.output_kind)
+        # Run the held-out set here, from the weights (plain numbers): the verdict never rests
+        # on what the sandboxed process said about itself.
+        runtime = ConnRuntime.load(current["weights"], ConnSpec.from_json(current["spec"]))
+        try:
+            outputs: list[Any] = runtime.run([list(e.inputs) for e in heldout])
+        except ConnInputError as error:
+            outputs = [None] * len(heldout)
+            current["error"] = str(error)
+        current["heldout_outputs"] = outputs
+        scored = verify_outputs(heldout, outputs, task.output_kind)
         current["heldout"] = scored.to_json(max_failures=MAX_COUNTEREXAMPLES)
         run_log = log(state)
         if scored.passed:

@@ -44,8 +44,7 @@ def open_sandbox(kind: str = "auto", *, out_dir: str | os.PathLike[str] | None =
     if kind == "auto":
         from autoconn.sandbox.docker_backend import docker_status
 
-        status = docker_status()
-        kind = "docker" if status["usable"] else "process"
+        kind = "docker" if _docker_preferred(docker_status()) else "process"
     if kind == "docker":
         from autoconn.sandbox.docker_backend import DockerBackend
 
@@ -64,11 +63,17 @@ def sandbox_status() -> dict[str, Any]:
     process = isolation()
     cache = jax_cache_dir()
     process["jax_cache"] = {"path": str(cache), "warmed": (cache / ".warmed").exists()}
-    auto = "docker" if docker["usable"] else "process"
-    reason = ("the Docker engine answers and the sandbox image is present" if docker["usable"]
-              else f"docker is not usable ({docker['reason']}); the process backend runs with: network "
+    auto = "docker" if _docker_preferred(docker) else "process"
+    reason = ("the Docker engine answers and the sandbox image is present and current" if auto == "docker"
+              else f"docker is not used ({docker['reason']}); the process backend runs with: network "
                    f"{process['network']}, file system {process['filesystem']}")
     return {"auto": auto, "reason": reason, "docker": docker, "process": process}
+
+
+def _docker_preferred(status: dict[str, Any]) -> bool:
+    """auto takes docker when it is usable and its image was built from these sources (a
+    stale image would run an older worker: rebuild it, or ask for kind="docker" explicitly)."""
+    return bool(status["usable"]) and status.get("image_current") is not False
 
 
 def build_image(base: str | None = None, **kwargs: Any) -> str:

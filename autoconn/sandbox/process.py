@@ -41,6 +41,7 @@ LIFETIME_CPU_SECONDS = 4 * 3600  # hard limit; the worker sets a per-job soft li
 SANDBOX_USER = "nobody"
 INSIDE_WORK = "/sandbox"  # where the private work dir appears inside bubblewrap
 INSIDE_EXCHANGE = "/exchange"
+INSIDE_SOURCES = "/opt/autoconn-src"  # the autoconn package appears at /opt/autoconn-src/autoconn
 
 
 def _autoconn_root() -> Path:
@@ -102,8 +103,11 @@ def _limits() -> None:
 
 def _python_paths() -> list[Path]:
     """Directories the worker's Python needs to read (installation, site-packages, sources)."""
-    wanted = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), _autoconn_root()}
-    wanted |= {Path(os.path.abspath(p)) for p in sys.path if p and os.path.isdir(p)}
+    wanted = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix)}
+    # installed packages only: not the host's working directory or script folders on sys.path
+    wanted |= {Path(os.path.abspath(p)) for p in sys.path
+               if p and os.path.isdir(p) and ("site-packages" in p or "dist-packages" in p
+                                               or os.path.abspath(p).startswith((sys.base_prefix, sys.prefix)))}
     resolved = set()
     for path in wanted:
         for candidate in (path, path.resolve()):
@@ -137,13 +141,18 @@ def _bwrap_args(work: Path, cache: Path | None, as_root: bool) -> list[str]:
     binds = [p for p in _python_paths() if not str(p).startswith(SYSTEM_DIRS)]
     if cache is not None and cache.is_dir():
         binds.append(cache)
+    # only the autoconn package itself, at a neutral path (not the checkout around it)
+    binds.append(Path(INSIDE_SOURCES) / "autoconn")
     # parents of bind points: bubblewrap would make them 0700 (unreadable for nobody)
     parents = sorted({str(a) for p in binds for a in p.parents if str(a) != "/" and not str(a).startswith(SYSTEM_DIRS)}
                      - {"/tmp"}, key=lambda x: (x.count("/"), x))
     for parent in parents:
         args += ["--perms", "0755", "--dir", parent]
     for path in binds:
-        args += ["--ro-bind", str(path), str(path)]
+        if str(path) == f"{INSIDE_SOURCES}/autoconn":
+            args += ["--ro-bind", str(_autoconn_root() / "autoconn"), str(path)]
+        else:
+            args += ["--ro-bind", str(path), str(path)]
     args += ["--bind", str(work), INSIDE_WORK, "--chdir", INSIDE_WORK, "--setenv", "HOME", INSIDE_WORK,
              "--setenv", "TMPDIR", "/tmp", "--"]
     return args
@@ -384,7 +393,8 @@ class ProcessBackend(Backend):
             kwargs["preexec_fn"] = _limits
         popen = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(work),
-            env=_scrubbed_env(inside, tag, root), start_new_session=True, close_fds=True, **kwargs,
+            env=_scrubbed_env(inside, tag, Path(INSIDE_SOURCES) if self._mode == "bwrap" else root),
+            start_new_session=True, close_fds=True, **kwargs,
         )
         return ProcessWorker(popen, work, tag)
 

@@ -12,9 +12,18 @@ model -> write weights.npz. It always runs inside an OS sandbox (a container or 
 namespaced, rlimited process): this file is the only place in AutoCoNN that ``exec``s
 candidate code.
 
-jax and tracr are imported once, at start. JAX's persistent compilation cache is read
-only for jobs (``--cache-mode ro``): it is filled by ``--warm`` at image build (or first
-start of the process backend) by trusted programs, so one job cannot poison the next.
+jax and tracr are imported once, at start, and two trusted programs are compiled before
+"ready" (so no candidate's time limit pays for JAX's first use). JAX's persistent
+compilation cache is read only for jobs (``--cache-mode ro``): it is filled by ``--warm`` at
+image build (or first start of the process backend) by trusted programs; executables that
+jobs compile are kept in this worker's memory only, so a replaced worker starts again from
+the trusted cache. tracr's eager haiku init is replaced by an abstract trace
+(:mod:`autoconn.sandbox.fastinit`, identical weights), which takes a new program's compile
+from seconds to a fraction of one.
+
+After every job the worker checks that the candidate left the interpreter as it found it
+(modules, builtins, sys hooks, signal handlers, limits, threads, children); if not - or
+after a timeout, a limit or a crash - it answers and exits, and the host starts a new one.
 """
 
 from __future__ import annotations
@@ -659,6 +668,7 @@ class Worker:
             stage[0] = "run"
             directory = os.path.join(self.exchange, job.job_id)
             os.makedirs(directory, exist_ok=True)
+            os.chmod(directory, 0o777)  # the host (another uid outside a container) clears it between jobs
             weights_rel = f"{job.job_id}/weights.npz"
             with open(os.path.join(self.exchange, weights_rel), "wb") as handle:
                 self.np.savez(handle, **runtime.weights)

@@ -17,7 +17,11 @@ from autoconn.inducers.search.build import to_rasp
 from autoconn.inducers.search.dsl import INDICES, TOKENS, Op, make
 from autoconn.inducers.search.lower import lower, tracr_layers
 from autoconn.inducers.search.render import to_source
-from test_search_semantics import LETTERS, length, programs, random_inputs, reverse, select
+
+try:  # pytest puts this folder on sys.path while it has no __init__.py
+    from test_search_semantics import LETTERS, length, programs, random_inputs, reverse, select
+except ImportError:  # pragma: no cover - the same module inside a tests.inducers package
+    from tests.inducers.test_search_semantics import LETTERS, length, programs, random_inputs, reverse, select
 
 
 def exec_source(source: str) -> Any:

@@ -44,8 +44,14 @@ def assert_good_run(sandbox: Any) -> JobResult:
     return result
 
 
+_docker_checked: dict[str, Any] = {}
+
+
 def _docker_or_fail() -> None:
-    status = docker_status()
+    """Checked once per session (the image hash covers sources other people edit too)."""
+    if "status" not in _docker_checked:
+        _docker_checked["status"] = docker_status()
+    status = _docker_checked["status"]
     if not status["usable"] or status.get("image_current") is False:
         message = f"docker sandbox unusable: {status['reason']}"
         if IN_CI:

@@ -1,11 +1,15 @@
 """Offline induction: a typed, bottom-up enumerative synthesizer of compilable RASP programs.
 
+``SearchInducer`` is the Inducer; ``synthesize``/``synthesize_task`` return ranked ``Found``
+programs (each with its source, summary, layer count and ``to_rasp()``) for scripts and tests.
+
 Modules, one job each:
 
 * ``dsl``         expression nodes, functions (callable + source text), costs
 * ``primitives``  the function library (Maps, SequenceMaps, Select predicates)
 * ``evaluate``    numpy semantics equal to ``rasp.evaluate``, value sets as tracr infers them
 * ``enumerator``  the cheapest-first search with observational-equivalence pruning
+* ``goals``       goal-directed shortcuts that complete a program from one bank entry
 * ``lower``       folding Maps the way tracr allows; tracr's layer count
 * ``render``      readable RASP source; ``build`` the same program as a rasp object
 * ``synthesize``  examples -> ranked programs; ``inducer`` the Inducer protocol

@@ -16,9 +16,23 @@ from typing import Any, Callable
 _ATOM = re.compile(r"^[A-Za-z_][A-Za-z_0-9.]*$|^-?\d+(\.\d+)?$|^'[^']*'$|^\"[^\"]*\"$")
 
 
+def _is_call(text: str) -> bool:
+    """``name(...)`` whose opening parenthesis closes at the very end (e.g. ``min(x, 3)``)."""
+    head = re.match(r"^[A-Za-z_][A-Za-z_0-9.]*\(", text)
+    if not head or not text.endswith(")"):
+        return False
+    depth = 0
+    for i, ch in enumerate(text[head.end() - 1:], start=head.end() - 1):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0:
+            return i == len(text) - 1
+    return False
+
+
 def paren(text: str) -> str:
-    """Wraps a sub-expression in parentheses unless it is a name or a literal."""
-    return text if _ATOM.match(text) else f"({text})"
+    """Wraps a sub-expression in parentheses unless it is a name, a literal or a call."""
+    return text if _ATOM.match(text) or _is_call(text) else f"({text})"
 
 
 @dataclass(frozen=True, eq=False)

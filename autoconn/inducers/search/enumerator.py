@@ -43,8 +43,8 @@ class SearchConfig:
     synthetic_rows: int = 24
     patience: float = 3.0  # unconfirmed first match: search on until this many times its time...
     grace_seconds: float = 1.0  # ...plus this (a cheaper program may be a level or two away)
-    patience_short_of_want: float = 10.0  # fewer matches than wanted: this many times...
-    grace_short_of_want: float = 3.0  # ...plus this
+    patience_short_of_want: float = 4.0  # fewer matches than wanted: this many times...
+    grace_short_of_want: float = 2.0  # ...plus this
     max_map_chain: int = 2  # Map(Map(x)) at most: longer chains are mostly arithmetic noise
     max_elementwise_ops: int = 3  # Maps/SequenceMaps in one function of tokens and indices
     max_level_size: int = 30000  # categorical expressions kept per cost level (memory: ~6 KB each)
@@ -213,12 +213,11 @@ class Search:
         support = _support(node, kids)
         ops = 1 + sum(k.ops for k in kids if k is not None) if support is not None and kids else 0
         entry = Entry(node, sem, kind, support, ops)
-        if self.goals is not None:
-            if arr[: self.n].tobytes() == self.target_bytes:
-                self._record(node, sig, sem.bad)
-            else:
-                self.goals.observe(entry)
-                self.goals.check(entry, arr)
+        if not self.numerical and arr[: self.n].tobytes() == self.target_bytes:
+            self._record(node, sig, sem.bad)
+        elif self.goals is not None:
+            self.goals.observe(entry)
+            self.goals.check(entry, arr)
         level = self.levels.setdefault(node.cost, [])
         if len(level) < self.cfg.max_level_size and self.banked < self.cfg.max_bank_size:
             level.append(entry)
@@ -234,7 +233,6 @@ class Search:
         self.deadline = self.start + budget_seconds
         self.want = want
         self.accept = accept or (lambda node: True)
-        timed_out = False
         try:
             self._add(TOKENS, self.ev.tokens)
             self._add(INDICES, self.ev.indices)

@@ -87,8 +87,9 @@ class Goals:
         self.lengths = self.batch.lengths[: self.n]
         self.values: list[tuple[Entry, np.ndarray]] = []  # value goals: (v, allowed[n, q, k])
         self.context: list[Entry] = []
-        self.context_same: list[np.ndarray] = []
-        self._roles: dict[str, int] = {}  # per context entry: equal at each probe pair
+        self.context_same: list[np.ndarray] = []  # per context entry: equal at each probe pair
+        self._roles: dict[str, int] = {}  # context entries per role
+        self.tokens: Entry | None = None
         self._unary: dict[Any, list[Lam]] = {}
         self._position_sets: dict[frozenset[int], bool] = {}
         self._binary: dict[Any, list[tuple[Lam, bool]]] = {}
@@ -112,6 +113,8 @@ class Goals:
             allowed = (v[:, None, :] == self.target[:, :, None]) & self.imask[:, None, :]
             if (allowed.any(-1) | ~self.imask).all():
                 self.values.append((entry, allowed))
+        if node.op is Op.TOKENS:
+            self.tokens = entry
         if node.op in (Op.TOKENS, Op.INDICES):
             role = "input"
         elif node.op is Op.WIDTH and node.cost <= 3:
@@ -151,8 +154,8 @@ class Goals:
             self.unique(entry.node, entry.sem, marks)
         if entry.node.op in (Op.WIDTH, Op.AGGREGATE) and self.context:
             self.binary_finish(entry)
-        if self.broadcast and entry.node.op is Op.AGGREGATE and entry.kind == self.context[0].kind:
-            self.compare_count(entry)
+        if self.broadcast and entry.node.op is Op.AGGREGATE and self.tokens and entry.kind == self.tokens.kind:
+            self.compare_count(entry, self.tokens)
 
     def finish(self, node: Node, sem: Sem, arr: np.ndarray) -> None:
         """One unary function from this expression onto the target."""
@@ -299,10 +302,9 @@ class Goals:
         else:
             self.finish(width, sem, arr)
 
-    def compare_count(self, entry: Entry) -> None:
+    def compare_count(self, entry: Entry, tokens: Entry) -> None:
         """Broadcast target = f(number of positions where moved values equal the tokens),
         e.g. a palindrome: the reversed tokens equal the tokens everywhere."""
-        tokens = self.context[0]
         for fn in (P.EQ2, P.NE2):
             sem = self.ev.seqmap(fn.lam, entry.sem, tokens.sem)
             if sem is None:

@@ -171,31 +171,27 @@ def tracr_layers(root: Node) -> int:
     return slot // 2 + 1
 
 
-def describe(node: Node, names: dict[int, str] | None = None) -> str:
+def describe(node: Node) -> str:
     """A one-line infix rendering of a (lowered) expression, for summaries."""
-    names = names or {}
-    if id(node) in names:
-        return names[id(node)]
     op = node.op
     if op is Op.TOKENS:
         return "tokens"
     if op is Op.INDICES:
         return "indices"
-    parts = [describe(c, names) for c in node.children]
+    parts = [describe(c) for c in node.children]
     if op in (Op.MAP, Op.NUMMAP):
-        return f"({node.fn.text(parts[0])})"
+        return node.fn.text(paren(parts[0]))
     if op is Op.SEQMAP:
-        return f"({node.fn.text(parts[0], parts[1])})"
+        return node.fn.text(paren(parts[0]), paren(parts[1]))
     if op is Op.SELECT:
-        if node.pred.comparison:
-            return f"select({parts[0]}, {parts[1]}, {node.pred.comparison})"
-        return f"select({parts[0]}, {parts[1]}, k,q: {node.pred.lam.text('k', 'q')})"
+        how = node.pred.comparison or f"k,q: {node.pred.lam.text('k', 'q')}"
+        return f"select({parts[0]}, {parts[1]}, {how})"
     if op is Op.AGGREGATE:
         return f"aggregate({parts[0]}, {parts[1]})"
     if op is Op.MEAN:
         return f"mean({parts[0]}, {parts[1]})"
     if op is Op.WIDTH:
-        return f"width({parts[0]})"
+        return "length" if is_length(node) else f"width({parts[0]})"
     return op.value
 
 

@@ -15,27 +15,42 @@ from autoconn.inducers.search.lower import is_length
 MAX_NAME = 28
 BUILTIN = {Op.TOKENS: "rasp.tokens", Op.INDICES: "rasp.indices"}
 _SHORT = {"tokens": "tok", "indices": "idx"}
+_RANK = {"LT": "smaller", "GT": "greater", "LEQ": "not_greater", "GEQ": "not_smaller", "NEQ": "different"}
+_WORDS = [("==", " eq "), ("!=", " ne "), ("<=", " le "), (">=", " ge "), ("<", " lt "), (">", " gt "),
+          ("%", " mod "), ("//", " div "), ("+", " plus "), ("-", " minus "), ("*", " times ")]
 
 
 def _clean(text: str) -> str:
     text = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_").lower()
+    text = re.sub(r"_+", "_", text)
     if not text or text[0].isdigit():
         text = "v_" + text
     return text
 
 
+def _words(expression: str) -> str:
+    """An expression's text as identifier words: "k == 'b'" -> "k_eq_b"."""
+    for symbol, word in _WORDS:
+        expression = expression.replace(symbol, word)
+    return _clean(expression)
+
+
 def assign_names(root: Node, root_name: str = "program") -> dict[int, str]:
-    """A unique, descriptive Python identifier (and rasp label) for every non-input node."""
+    """A unique, descriptive Python identifier (and rasp name) for every non-input node."""
     names: dict[int, str] = {}
     taken: set[str] = {"rasp", "lib", "program", "tokens", "indices"}
-    counters: dict[str, int] = {}
 
     def short(node: Node) -> str:
-        if node.op is Op.TOKENS:
-            return "tokens"
-        if node.op is Op.INDICES:
-            return "indices"
+        if node.op in BUILTIN:
+            return _SHORT[node.op.value]
         return names[id(node)]
+
+    def selection(sel: Node) -> str:
+        """What a selector picks, in words: "idx_eq_opp", "k_eq_b" (a key-only test)."""
+        k, q = (short(c) for c in sel.children)
+        if sel.pred.comparison:
+            return f"{k}_{sel.pred.comparison.lower()}_{q}"
+        return _words(sel.pred.lam.text("k", "q"))
 
     def base(node: Node) -> str:
         op, kids = node.op, node.children
@@ -44,29 +59,30 @@ def assign_names(root: Node, root_name: str = "program") -> dict[int, str]:
         if op in (Op.MAP, Op.NUMMAP):
             return f"{short(kids[0])}_{node.fn.slug}" if node.fn.slug else f"f_{short(kids[0])}"
         if op is Op.SEQMAP:
-            slug = node.fn.slug or "with"
-            return f"{short(kids[0])}_{slug}_{short(kids[1])}"
+            return f"{short(kids[0])}_{node.fn.slug or 'with'}_{short(kids[1])}"
         if op is Op.SELECT:
-            k, q = (short(c) for c in kids)
-            how = node.pred.comparison.lower() if node.pred.comparison else "where"
-            return f"select_{_SHORT.get(k, k)}_{how}_{_SHORT.get(q, q)}"
+            return f"select_{selection(node)}"
         if op is Op.AGGREGATE:
             sel = kids[0]
-            what = short(kids[1])
             if sel.children[0].op is Op.INDICES and sel.pred.comparison == "EQ":
-                return f"{what}_at_{short(sel.children[1])}"
-            return f"{what}_picked"
+                return f"{short(kids[1])}_at_{short(sel.children[1])}"
+            return f"{short(kids[1])}_where_{selection(sel)}"
         if op is Op.MEAN:
             return f"frac_{short(kids[1])}"
         if op is Op.WIDTH:
             sel = kids[0]
-            k, q = (short(c) for c in sel.children)
-            if sel.pred.comparison == "EQ" and k == q:
-                return f"hist_{k}" if k != "tokens" else "hist"
-            how = sel.pred.comparison.lower() if sel.pred.comparison else "where"
-            return f"count_{_SHORT.get(k, k)}_{how}_{_SHORT.get(q, q)}"
+            same, how = sel.children[0] is sel.children[1], sel.pred.comparison
+            if same and how == "EQ":
+                return "hist" if sel.children[0].op is Op.TOKENS else f"hist_{short(sel.children[0])}"
+            if same and sel.children[0].op is Op.INDICES and how in ("LT", "GT"):
+                return "n_before" if how == "LT" else "n_after"
+            if same and how in _RANK:
+                return f"n_{_RANK[how]}" if sel.children[0].op is Op.TOKENS else f"n_{_RANK[how]}_{short(sel.children[0])}"
+            return f"count_{selection(sel)}"
         return op.value
 
+    generic = {Op.MAP: "mapped", Op.SEQMAP: "combined", Op.SELECT: "select", Op.AGGREGATE: "moved",
+               Op.WIDTH: "count", Op.MEAN: "frac", Op.NUMMAP: "indicator"}
     for node in root.walk():
         if node.op in BUILTIN:
             continue
@@ -75,15 +91,13 @@ def assign_names(root: Node, root_name: str = "program") -> dict[int, str]:
             continue
         name = _clean(base(node))
         if len(name) > MAX_NAME:
-            name = {Op.MAP: "mapped", Op.SEQMAP: "combined", Op.SELECT: "select", Op.AGGREGATE: "moved",
-                    Op.WIDTH: "count", Op.MEAN: "frac", Op.NUMMAP: "indicator"}.get(node.op, "value")
-        if name in taken:
-            counters[name] = counters.get(name, 1) + 1
-            while f"{name}_{counters[name]}" in taken:
-                counters[name] += 1
-            name = f"{name}_{counters[name]}"
-        taken.add(name)
-        names[id(node)] = name
+            name = name[:MAX_NAME].rstrip("_") if node.op is not Op.SELECT else generic[node.op]
+            name = name if len(name) >= 4 else generic.get(node.op, "value")
+        unique, suffix = name, 2
+        while unique in taken:
+            unique, suffix = f"{name}_{suffix}", suffix + 1
+        taken.add(unique)
+        names[id(node)] = unique
     return names
 
 

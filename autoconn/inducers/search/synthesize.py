@@ -58,7 +58,7 @@ def render(node: Node) -> tuple[Node, int, str, str]:
     layers = tracr_layers(program)
     text = describe(program)
     summary = f"{text}  [{layers} layer{'s' if layers != 1 else ''}, cost {node.cost}]"
-    header = f"Found by the offline search: {text} ({layers} layers, cost {node.cost})."
+    header = f"Found by the offline search: {text} ({layers} layer{'s' if layers != 1 else ''}, cost {node.cost})."
     return program, layers, to_source(program, header), summary
 
 
