@@ -137,38 +137,63 @@ def extract(model: Any, max_seq_len: int, causal: bool = False, *, sharpen: bool
     return spec, weights
 
 
+def _layer_plan(spec: ConnSpec, weights: dict[str, np.ndarray]) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """The non-empty sublayers, in order, with all-zero MLP hidden units removed.
+
+    tracr pads every layer to the widest MLP and zeroes the sublayers a program does not use;
+    dropping those is exact (they add 0 to the residual) and saves most of the arithmetic."""
+    plan: list[tuple[str, dict[str, np.ndarray]]] = []
+    for layer in range(spec.num_layers):
+        attn = f"transformer/layer_{layer}/attn"
+        if np.any(weights[f"{attn}/linear/w"]) or np.any(weights[f"{attn}/linear/b"]):
+            plan.append(("attn", {part: weights[f"{attn}/{part}"] for part in (
+                "query/w", "query/b", "key/w", "key/b", "value/w", "value/b", "linear/w", "linear/b")}))
+        mlp = f"transformer/layer_{layer}/mlp"
+        w1, b1 = weights[f"{mlp}/linear_1/w"], weights[f"{mlp}/linear_1/b"]
+        w2, b2 = weights[f"{mlp}/linear_2/w"], weights[f"{mlp}/linear_2/b"]
+        live = (np.any(w1, axis=0) | (b1 != 0)) & np.any(w2, axis=1)
+        if live.any() or np.any(b2):
+            plan.append(("mlp", {"w1": w1[:, live], "b1": b1[live], "w2": w2[live, :], "b2": b2}))
+    return plan
+
+
 def _make_forward(spec: ConnSpec, weights: dict[str, np.ndarray]) -> Callable[[Any], Any]:
     """The compiled transformer's forward pass (tracr's model.py semantics, pad keys masked).
 
-    The weights are closed over as constants rather than passed as arguments: XLA then folds
-    tracr's many zero blocks, which measured twice as fast here."""
+    The weights are closed over as constants rather than passed as arguments (XLA folds them;
+    measured twice as fast here) and empty sublayers are skipped (see _layer_plan)."""
     import jax
     import jax.numpy as jnp
 
-    w = {name: jnp.asarray(array) for name, array in weights.items()}
-
+    plan = [(kind, {name: jnp.asarray(a) for name, a in params.items()}) for kind, params in _layer_plan(spec, weights)]
+    token_embed = jnp.asarray(weights["token_embed/embeddings"])
+    pos_embed = jnp.asarray(weights["pos_embed/embeddings"])
+    unembed = jnp.asarray(weights["unembed"])
     heads, key_size = spec.num_heads, spec.key_size
     pad_id = spec.input_encoding[spec.pad_token]
+    scale = np.float32(math.sqrt(key_size))
+
+    def attention(x: Any, p: dict[str, Any], mask: Any) -> Any:
+        batch, length, _ = x.shape
+        q = (x @ p["query/w"] + p["query/b"]).reshape(batch, length, heads, key_size)
+        k = (x @ p["key/w"] + p["key/b"]).reshape(batch, length, heads, key_size)
+        v = (x @ p["value/w"] + p["value/b"]).reshape(batch, length, heads, key_size)
+        logits = jnp.where(mask, jnp.einsum("bthd,bThd->bhtT", q, k) / scale, -1e30)
+        mixed = jnp.einsum("bhtT,bThd->bthd", jax.nn.softmax(logits), v).reshape(batch, length, heads * key_size)
+        return mixed @ p["linear/w"] + p["linear/b"]
 
     def forward(tokens: Any) -> Any:
-        batch, length = tokens.shape
-        x = w["token_embed/embeddings"][tokens] + w["pos_embed/embeddings"][jnp.arange(length)][None]
+        length = tokens.shape[1]
+        x = token_embed[tokens] + pos_embed[jnp.arange(length)][None]
         mask = (tokens != pad_id)[:, None, None, :]  # [B, 1, 1, T]: padded keys are never attended
         if spec.causal:
             mask = mask & jnp.tril(jnp.ones((length, length), dtype=bool))[None, None]
-        for layer in range(spec.num_layers):
-            attn = f"transformer/layer_{layer}/attn"
-            q = (x @ w[f"{attn}/query/w"] + w[f"{attn}/query/b"]).reshape(batch, length, heads, key_size)
-            k = (x @ w[f"{attn}/key/w"] + w[f"{attn}/key/b"]).reshape(batch, length, heads, key_size)
-            v = (x @ w[f"{attn}/value/w"] + w[f"{attn}/value/b"]).reshape(batch, length, heads, key_size)
-            logits = jnp.einsum("bthd,bThd->bhtT", q, k) / np.float32(math.sqrt(key_size))
-            logits = jnp.where(mask, logits, -1e30)
-            mixed = jnp.einsum("bhtT,bThd->bthd", jax.nn.softmax(logits), v).reshape(batch, length, heads * key_size)
-            x = x + mixed @ w[f"{attn}/linear/w"] + w[f"{attn}/linear/b"]
-            mlp = f"transformer/layer_{layer}/mlp"
-            hidden = jax.nn.relu(x @ w[f"{mlp}/linear_1/w"] + w[f"{mlp}/linear_1/b"])
-            x = x + hidden @ w[f"{mlp}/linear_2/w"] + w[f"{mlp}/linear_2/b"]
-        out = x @ w["unembed"]
+        for kind, p in plan:
+            if kind == "attn":
+                x = x + attention(x, p, mask)
+            else:
+                x = x + jax.nn.relu(x @ p["w1"] + p["b1"]) @ p["w2"] + p["b2"]
+        out = x @ unembed
         if spec.output_kind == "categorical":
             return jnp.argmax(out, axis=-1)
         return out[..., 0]
