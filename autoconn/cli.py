@@ -22,7 +22,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 sandbox_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="The isolation that runs candidate programs.")
 app.add_typer(sandbox_app, name="sandbox")
 
-out = Console(soft_wrap=True)
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)  # no 80-column cut in pipes
 err = Console(stderr=True, soft_wrap=True)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -340,25 +340,19 @@ def list_conns(
         emit_json(index["conns"])
         return
     table = Table(title=f"CoNNs in {out_dir}")
-    for column in ("name", "description", "vocab", "output", "max len", "layers", "params", "held-out", "by"):
-        table.add_column(column)
+    for column in ("name", "output", "max len", "layers", "params", "held-out", "found by"):
+        table.add_column(column, no_wrap=True)
     for name, entry in index["conns"].items():
         accuracy = entry.get("heldout_accuracy")
-        table.add_row(name, str(entry.get("description", ""))[:48], _short_vocab(entry.get("vocab")),
-                      f"{entry.get('output_kind')}/{entry.get('output_shape')}", str(entry.get("max_seq_len")),
-                      str(entry.get("layers")), str(entry.get("parameters")),
+        kind = {"categorical": "cat", "numerical": "num"}.get(str(entry.get("output_kind")), "?")
+        shape = {"sequence": "seq", "broadcast": "one"}.get(str(entry.get("output_shape")), "?")
+        table.add_row(name, f"{kind}/{shape}", str(entry.get("max_seq_len")), str(entry.get("layers")),
+                      f"{entry.get('parameters'):,}" if entry.get("parameters") is not None else "?",
                       f"{100 * accuracy:.0f}% of {entry.get('heldout_examples')}" if accuracy is not None else "?",
                       str(entry.get("inducer")))
     out.print(table)
     if not index["conns"]:
         out.print(f"(empty: register one with `autoconn check PROGRAM.py TASK.jsonl --register NAME`)")
-
-
-def _short_vocab(vocab: Any) -> str:
-    if not vocab:
-        return "?"
-    text = ",".join(str(v) for v in vocab)
-    return text if len(text) <= 24 else text[:21] + "..."
 
 
 @app.command()
