@@ -32,9 +32,16 @@ test: $(STAMP) sandbox
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not docker"
 
-bench: $(STAMP)
+# The fusion benchmark plots with matplotlib (the `bench` extra); the demo LM's weights are committed.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/autoconn bench rule_examples
 	$(BIN)/python benchmarks/runtime.py
+	$(BIN)/python benchmarks/fusion.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -34,6 +34,9 @@ class BenchRow:
     parameters: Optional[int]
     heldout_accuracy: Optional[float]
     reason: Optional[str]
+    rounds: int = 0  # inducer calls (LLM rounds)
+    calls: int = 0  # LLM API calls
+    tokens: int = 0  # LLM prompt + completion tokens
 
 
 def read_tiers(directory: Path) -> dict[str, str]:
@@ -63,7 +66,7 @@ def task_files(directory: Path, only: Optional[list[str]] = None) -> list[Path]:
 
 def run_bench(directory: Path, *, inducer: str, open_sandbox: Callable[[], Any], budget: float, max_attempts: int,
               only: Optional[list[str]] = None, on_task: Callable[[str, Optional[BenchRow]], None] = lambda n, r: None,
-              workdir: Optional[Path] = None) -> list[BenchRow]:
+              workdir: Optional[Path] = None, llm_options: Optional[dict[str, Any]] = None) -> list[BenchRow]:
     tiers = read_tiers(directory)
     scratch = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="autoconn-bench-"))
     rows: list[BenchRow] = []
@@ -77,21 +80,29 @@ def run_bench(directory: Path, *, inducer: str, open_sandbox: Callable[[], Any],
                 rows.append(BenchRow(path.stem, tiers.get(path.stem, "?"), False, 0.0, 0, None, None, None, f"bad task file: {error}"))
                 on_task(path.stem, rows[-1])
                 continue
-            inducers, chain = make_inducers(inducer)
+            inducers, chain = make_inducers(inducer, (), llm_options)
             resources = Resources(inducers=inducers, inducer_chain=chain, open_sandbox=lambda: sandbox, owns_sandbox=False)
             config = RunConfig(run_id=new_run_id(task.name), task_path=str(path), name=task.name, description=None,
                                max_seq_len=None, library_dir=str(scratch / "conns"), runs_dir=str(scratch / "runs"),
                                inducer=inducer, candidates=[], sandbox="shared", budget_seconds=budget,
-                               max_attempts=max_attempts, batch_size=5, force=True)
+                               max_attempts=max_attempts, batch_size=5, force=True, llm=dict(llm_options or {}))
             summary = run_induction(resources, config).summary()
             rows.append(BenchRow(task=task.name, tier=tiers.get(path.stem, "?"), solved=summary["status"] == "verified",
                                  seconds=float(summary["seconds"]), attempts=int(summary["attempts"]),
                                  layers=summary["layers"], parameters=summary["parameters"],
-                                 heldout_accuracy=summary["heldout_accuracy"], reason=summary["reason"]))
+                                 heldout_accuracy=summary["heldout_accuracy"], reason=summary["reason"],
+                                 **usage_columns(summary["inducer_usage"])))
             on_task(path.stem, rows[-1])
     finally:
         sandbox.close()
     return rows
+
+
+def usage_columns(usage: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Rounds summed over inducers; calls and tokens are the LLM's (zero for the search)."""
+    return {"rounds": int(sum(u.get("rounds", 0) for u in usage.values())),
+            "calls": int(sum(u.get("calls", 0) for u in usage.values())),
+            "tokens": int(sum(u.get("tokens", 0) for u in usage.values()))}
 
 
 def rates(rows: list[BenchRow]) -> dict[str, Any]:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from autoconn import __version__
 from autoconn.conn.compile import CompileSettings
 from autoconn.conn.verify import Verification, verify_outputs
+from autoconn.fusion.metadata import FusionOverrides, FusionSpec, build_spec
 from autoconn.task import Example, Task
 
 
@@ -79,8 +80,14 @@ def display_path(path: str) -> str:
 
 
 def conn_metadata(task: Task, settings: CompileSettings, size: dict[str, Any], spec: dict[str, Any],
-                  verification: Verification, provenance: dict[str, Any]) -> dict[str, Any]:
-    """conn.json content (DESIGN.md): what a reviewer and the fusion step need to know."""
+                  verification: Verification, provenance: dict[str, Any], *,
+                  fusion: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """conn.json content (DESIGN.md): what a reviewer and the fusion step need to know.
+
+    `fusion` is the validated FusionSpec.to_json() (see fusion_for_task); without it the
+    default spec for the task's own name is stored."""
+    if fusion is None:
+        fusion = fusion_for_task(task.name, task, output_values=spec.get("output_decoding")).to_json()
     return {
         "description": task.description,
         "vocab": list(task.input_vocab),
@@ -94,5 +101,15 @@ def conn_metadata(task: Task, settings: CompileSettings, size: dict[str, Any], s
         "verification": verification.to_json(max_failures=0),
         "provenance": {"autoconn_version": __version__, "tracr": "tracr-pypi 1.0.0", **provenance},
         "task": {"name": task.name, "path": display_path(task.path), "sha256": task.sha256, "examples": len(task.examples)},
-        "fusion": None,
+        "fusion": fusion,
     }
+
+
+def fusion_for_task(name: str, task: Task, overrides: Optional[Mapping[str, Any]] = None, *,
+                    output_values: Optional[Sequence[Any]] = None) -> FusionSpec:
+    """The fusion spec a CoNN registered as `name` gets: defaults for the task's vocab and output
+    (`output_values`: the compiled model's output decoding, once known), then the user's
+    overrides; raises FusionSpecError when they cannot work."""
+    values = list(output_values) if output_values else list(task.output_vocab)
+    return build_spec(name, list(task.input_vocab), task.output_shape, FusionOverrides.from_json(overrides),
+                      output_kind=task.output_kind, output_values=values)

@@ -26,7 +26,16 @@ out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)  # no 
 err = Console(stderr=True, soft_wrap=True)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MODEL_HELP = "LLM model name at the OpenAI-compatible endpoint (default: $AUTOCONN_MODEL)."
+BASE_URL_HELP = "OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL, else OpenAI)."
+SAMPLES_HELP = "LLM candidates sampled per round (default 4, or $AUTOCONN_LLM_SAMPLES)."
+TEMPERATURE_HELP = "LLM sampling temperature (default 0.8, or $AUTOCONN_LLM_TEMPERATURE)."
 SANDBOX_HELP = "auto (Docker when the engine and image are there, else a locked-down process), docker, or process."
+TRIGGER_HELP = "Fusion: text that closes the operand and calls the CoNN (default ')=')."
+OPERAND_START_HELP = "Fusion: text that opens the operand (default NAME followed by '(')."
+SPLIT_HELP = "Fusion: how the operand becomes tokens: char (one per character) or space (whitespace-separated)."
+POSITIONS_HELP = "Fusion: which outputs the CoNN writes: all, first or last (default all for sequences, first for one value)."
+JOIN_HELP = "Fusion: what separates written outputs: '' or ' ' (default '' when tokens and outputs are single characters, else ' ')."
 
 
 def fail_usage(message: str) -> NoReturn:
@@ -36,6 +45,15 @@ def fail_usage(message: str) -> NoReturn:
 
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def fusion_overrides(trigger: Optional[str], operand_start: Optional[str], split: Optional[str],
+                     output_positions: Optional[str], output_join: Optional[str]) -> Any:
+    """The fusion flags as FusionOverrides (validated against the CoNN later, by build_spec)."""
+    from autoconn.fusion.metadata import FusionOverrides
+
+    return FusionOverrides(operand_start=operand_start, trigger=trigger, split=split,
+                           output_positions=output_positions, output_join=output_join)
 
 
 def parse_token(text: str, vocab: list[Any]) -> Any:
@@ -65,6 +83,15 @@ def induce(
     force: bool = typer.Option(False, "--force", help="Replace an existing CoNN of the same name."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run (its RUN_ID)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
+    trigger: Optional[str] = typer.Option(None, "--trigger", help=TRIGGER_HELP),
+    operand_start: Optional[str] = typer.Option(None, "--operand-start", help=OPERAND_START_HELP),
+    split: Optional[str] = typer.Option(None, "--split", help=SPLIT_HELP),
+    output_positions: Optional[str] = typer.Option(None, "--output-positions", help=POSITIONS_HELP),
+    output_join: Optional[str] = typer.Option(None, "--output-join", help=JOIN_HELP),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help=BASE_URL_HELP),
+    samples: Optional[int] = typer.Option(None, "--samples", min=1, max=16, help=SAMPLES_HELP),
+    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, max=2.0, help=TEMPERATURE_HELP),
 ) -> None:
     """Find a RASP program for the examples, compile it, verify it on held-out examples, register it."""
     from autoconn.conn.artifact import check_name
@@ -81,12 +108,15 @@ def induce(
     if budget <= 0 or max_attempts < 1:
         fail_usage("--budget must be positive and --max-attempts at least 1")
     config: Optional[RunConfig] = None
+    cli_llm_options = {"model": model, "base_url": base_url, "samples": samples, "temperature": temperature}
+    llm_options = cli_llm_options | {"library_dir": str(out_dir)}
     if resume:
         saved = RunLog(runs_dir, resume)
         if not saved.exists():
             fail_usage(f"no run {resume!r} under {runs_dir}/ to resume (runs are folders there)")
         start = saved.events()[0].get("config", {}) if saved.events() else {}
         kind, paths, box = start.get("inducer", inducer), start.get("candidates", []), start.get("sandbox", sandbox)
+        llm_options = (start.get("llm") or {}) | {k: v for k, v in cli_llm_options.items() if v is not None}
     else:
         if task_file is None:
             fail_usage("give a TASK.jsonl file (or --resume RUN_ID)")
@@ -97,6 +127,14 @@ def induce(
             fail_usage(str(error))
         if Library(out_dir).exists(task.name) and not force:
             fail_usage(f"a CoNN named {task.name!r} already exists in {out_dir}; pick another --name or pass --force")
+        from autoconn.checking import fusion_for_task
+        from autoconn.fusion.metadata import FusionSpecError
+
+        overrides = fusion_overrides(trigger, operand_start, split, output_positions, output_join).to_json()
+        try:
+            fusion_for_task(task.name, task, overrides)
+        except FusionSpecError as error:
+            fail_usage(f"fusion: {error}")
         for path in candidates:
             if not path.is_file():
                 fail_usage(f"--candidate {path}: no such file")
@@ -104,9 +142,9 @@ def induce(
         config = RunConfig(run_id=new_run_id(task.name), task_path=str(task_file), name=task.name, description=description,
                            max_seq_len=max_seq_len, library_dir=str(out_dir), runs_dir=str(runs_dir), inducer=inducer,
                            candidates=paths, sandbox=sandbox, budget_seconds=budget, max_attempts=max_attempts,
-                           batch_size=5, force=force)
+                           batch_size=5, force=force, fusion=overrides, llm=llm_options)
     try:
-        inducers, chain = make_inducers(kind, paths)
+        inducers, chain = make_inducers(kind, paths, llm_options)
     except InducerUnavailable as error:
         fail_usage(str(error))
     progress = InductionProgress(err)
@@ -165,6 +203,10 @@ def _print_induce(summary: dict[str, Any]) -> None:
         for item in summary["last_feedback"]:
             out.print(f"  last feedback ({item['stage']}): {item['message'][:200]}", highlight=False)
     out.print(f"  found by: {summary['inducer']} after {summary['attempts']} candidate(s) in {summary['seconds']} s")
+    llm = (summary.get("inducer_usage") or {}).get("llm")
+    if llm:
+        out.print(f"  llm:      {llm.get('model')}: {llm.get('rounds', 0)} round(s), {llm.get('calls', 0)} call(s), "
+                  f"{llm.get('tokens', 0)} tokens, {llm.get('seconds', 0)} s waiting")
     out.print(f"  run log:  {summary['run_log']}   (resume: autoconn induce --resume {summary['run_id']})")
 
 
@@ -176,6 +218,11 @@ def bench(
     budget: float = typer.Option(60.0, "--budget", help="Seconds per task."),
     max_attempts: int = typer.Option(20, "--max-attempts", help="Candidates per task."),
     only: list[str] = typer.Option([], "--task", help="Only these tasks (file stems; repeatable)."),
+    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help=BASE_URL_HELP),
+    samples: Optional[int] = typer.Option(None, "--samples", min=1, max=16, help=SAMPLES_HELP),
+    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, max=2.0, help=TEMPERATURE_HELP),
+    library: Path = typer.Option(Path("generated_conns"), "--library", help="Library the LLM draws few-shot demonstrations from."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Induce every task in DIR; print a table and the success rate per tier."""
@@ -190,8 +237,10 @@ def bench(
     files = task_files(directory, only or None)
     if not files:
         fail_usage(f"{directory}: no task files (*.jsonl){' matching --task' if only else ''}")
+    llm_options = {"model": model, "base_url": base_url, "samples": samples, "temperature": temperature,
+                   "library_dir": str(library)}
     try:
-        make_inducers(inducer)
+        make_inducers(inducer, (), llm_options)
     except InducerUnavailable as error:
         fail_usage(str(error))
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -206,18 +255,23 @@ def bench(
 
         try:
             rows = run_bench(directory, inducer=inducer, open_sandbox=lambda: open_sandbox(sandbox), budget=budget,
-                             max_attempts=max_attempts, only=only or None, on_task=on_task)
+                             max_attempts=max_attempts, only=only or None, on_task=on_task, llm_options=llm_options)
         except SandboxUnavailable as error:
             fail_usage(str(error))
     if as_json:
         emit_json(to_json(rows))
         return
+    with_llm = any(row.calls for row in rows)
+    columns = ["task", "tier", "solved", "seconds", "candidates", "layers", "parameters"]
+    columns += ["rounds", "calls", "tokens"] if with_llm else []
     table = Table(title=f"autoconn bench {directory} (--inducer {inducer})")
-    for column in ("task", "tier", "solved", "seconds", "candidates", "layers", "parameters"):
-        table.add_column(column, justify="right" if column in ("seconds", "candidates", "layers", "parameters") else "left")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("task", "tier", "solved") else "right")
     for row in rows:
-        table.add_row(row.task, row.tier, "[green]yes[/]" if row.solved else "[red]no[/]", f"{row.seconds:.1f}", str(row.attempts),
-                      str(row.layers or "-"), str(row.parameters or "-"))
+        cells = [row.task, row.tier, "[green]yes[/]" if row.solved else "[red]no[/]", f"{row.seconds:.1f}", str(row.attempts),
+                 str(row.layers or "-"), str(row.parameters or "-")]
+        cells += [str(row.rounds), str(row.calls), str(row.tokens)] if with_llm else []
+        table.add_row(*cells)
     out.print(table)
     summary = rates(rows)
     for tier, figures in summary["tiers"].items():
@@ -239,6 +293,11 @@ def check(
     sandbox: str = typer.Option("auto", "--sandbox", help=SANDBOX_HELP),
     force: bool = typer.Option(False, "--force", help="Replace an existing CoNN of the same name."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    trigger: Optional[str] = typer.Option(None, "--trigger", help=TRIGGER_HELP),
+    operand_start: Optional[str] = typer.Option(None, "--operand-start", help=OPERAND_START_HELP),
+    split: Optional[str] = typer.Option(None, "--split", help=SPLIT_HELP),
+    output_positions: Optional[str] = typer.Option(None, "--output-positions", help=POSITIONS_HELP),
+    output_join: Optional[str] = typer.Option(None, "--output-join", help=JOIN_HELP),
 ) -> None:
     """Compile a hand-written program in the sandbox and verify it on every example of a task."""
     from autoconn.checking import check_source, conn_metadata
@@ -264,6 +323,18 @@ def check(
                 fail_usage(f"a CoNN named {register!r} already exists in {out_dir}; pick another name or pass --force")
         except LibraryError as error:
             fail_usage(str(error))
+    overrides = fusion_overrides(trigger, operand_start, split, output_positions, output_join)
+    fusion: Optional[dict[str, Any]] = None
+    if register:
+        from autoconn.checking import fusion_for_task
+        from autoconn.fusion.metadata import FusionSpecError
+
+        try:
+            fusion_for_task(register, task, overrides.to_json())  # fail before compiling, not after
+        except FusionSpecError as error:
+            fail_usage(f"fusion: {error}")
+    elif overrides.to_json():
+        fail_usage("--trigger, --operand-start, --split and --output-* set how a registered CoNN is called: add --register NAME")
     settings = default_settings(task.max_seq_len)
     from autoconn.sandbox import SandboxUnavailable, open_sandbox
 
@@ -273,8 +344,11 @@ def check(
                 outcome = check_source(box, source, task, settings, task.examples)
                 summary = _check_summary(program, task, box.backend, outcome)
                 if summary["status"] == "verified" and register:
+                    fusion = fusion_for_task(register, task, overrides.to_json(),
+                                             output_values=outcome.result.spec.get("output_decoding")).to_json()
                     meta = conn_metadata(task, settings, outcome.result.size, outcome.result.spec, outcome.verification,
-                                         {"inducer": "hand-written", "checked_with": f"autoconn check ({box.backend} sandbox)"})
+                                         {"inducer": "hand-written", "checked_with": f"autoconn check ({box.backend} sandbox)"},
+                                         fusion=fusion)
                     meta["verification"]["examples"] = "task"  # nothing was held out: every example checked
                     entry = library.write(register, source, meta, weights_file=outcome.result.weights_path, force=force)
                     summary["registered"] = str(entry.program_path)
@@ -378,6 +452,9 @@ def show(
               f"residual {size.get('residual_width')}, {size.get('parameters')} parameters")
     out.print(f"  verified:  {ver.get('correct')}/{ver.get('total')} held-out examples, up to {ver.get('max_length')} tokens")
     out.print(f"  found by:  {prov.get('inducer')}" + (f" (run {prov['run_id']}: {prov.get('run_log')})" if prov.get("run_id") else ""))
+    fusion = meta.get("fusion") or {}
+    out.print(f"  fusion:    {fusion.get('operand_start')}OPERAND{fusion.get('trigger')} (split {fusion.get('split')})" if fusion
+              else f"  fusion:    not set (autoconn register {name})", highlight=False, markup=False)
     out.print("")
     out.print(entry.program_path.read_text(encoding="utf-8"), highlight=False, markup=False)
 
@@ -414,6 +491,116 @@ def run(
 
 def _format_value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@app.command("register")
+def register_fusion(
+    name: str = typer.Argument(..., help="A registered CoNN."),
+    trigger: Optional[str] = typer.Option(None, "--trigger", help=TRIGGER_HELP),
+    operand_start: Optional[str] = typer.Option(None, "--operand-start", help=OPERAND_START_HELP),
+    split: Optional[str] = typer.Option(None, "--split", help=SPLIT_HELP),
+    output_positions: Optional[str] = typer.Option(None, "--output-positions", help=POSITIONS_HELP),
+    output_join: Optional[str] = typer.Option(None, "--output-join", help=JOIN_HELP),
+    out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the new fusion spec as JSON."),
+) -> None:
+    """Set how a registered CoNN is called from text: the defaults plus the flags given (replaces the old spec)."""
+    from autoconn.fusion.metadata import FusionSpecError, build_spec, output_facts, spec_of_meta
+
+    library = Library(out_dir)
+    try:
+        entry = library.get(name)
+        overrides = fusion_overrides(trigger, operand_start, split, output_positions, output_join)
+        spec = build_spec(name, entry.meta.get("vocab") or entry.spec.vocab, str(entry.meta.get("output_shape")), overrides,
+                          **output_facts(entry.meta))
+        entry = library.update_meta(name, {"fusion": spec.to_json()})
+    except (LibraryError, FusionSpecError) as error:
+        fail_usage(f"{name}: {error}")
+    for other in library.entries():
+        try:
+            theirs = spec_of_meta(other.name, other.meta)
+        except FusionSpecError:
+            continue
+        if other.name != name and (theirs.operand_start, theirs.trigger) == (spec.operand_start, spec.trigger):
+            err.print(f"[yellow]note:[/] {other.name!r} uses the same operand start and trigger; they cannot be fused together",
+                      highlight=False)
+    if as_json:
+        emit_json({"name": name, "fusion": spec.to_json()})
+    else:
+        out.print(f"{name}: {spec.operand_start}OPERAND{spec.trigger} (split {spec.split}, writes {spec.output.positions} "
+                  f"output(s) joined by {spec.output.join!r})", highlight=False, markup=False)
+
+
+@app.command()
+def fuse(
+    prompt: str = typer.Argument(..., help="The text the language model continues."),
+    conns: list[str] = typer.Option([], "--conn", help="A registered CoNN to fuse (repeatable)."),
+    lm: str = typer.Option("demo", "--lm", help="demo (the in-process character LM) or openai (a chat model over an OpenAI-compatible API)."),
+    model: Optional[str] = typer.Option(None, "--model", help="With --lm openai: the model (default: $AUTOCONN_MODEL)."),
+    base_url: Optional[str] = typer.Option(None, "--base-url", help="With --lm openai: the API base URL (default: $OPENAI_BASE_URL)."),
+    max_new: int = typer.Option(64, "--max-new", help="demo: characters to generate; openai: max tokens per request."),
+    out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the completion, CoNN spans and fallbacks as JSON."),
+) -> None:
+    """Generate with a language model while registered CoNNs write the answers their triggers call for."""
+    from autoconn.fusion.conn_tool import load_fused_conns
+    from autoconn.fusion.metadata import FusionSpecError
+
+    if lm not in ("demo", "openai"):
+        fail_usage(f"--lm {lm!r}: choose demo or openai")
+    if not conns:
+        fail_usage(f"name at least one CoNN with --conn (registered: {', '.join(Library(out_dir).names()) or 'none'})")
+    if max_new < 1:
+        fail_usage("--max-new must be at least 1")
+    try:
+        fused = load_fused_conns(conns, Library(out_dir))
+    except (LibraryError, FusionSpecError) as error:
+        fail_usage(str(error))
+    if lm == "demo":
+        from autoconn.fusion.token_level import fuse_decode_one
+
+        try:
+            from autoconn.fusion.demo_lm import load_demo_lm
+            char_lm = load_demo_lm()
+        except (ImportError, OSError, ValueError, RuntimeError) as error:  # DemoLMError is a RuntimeError
+            fail_usage(f"the demo LM cannot be loaded: {error}")
+        result: Any = fuse_decode_one(char_lm, fused, prompt, max_new_chars=max_new)
+    else:
+        from autoconn.endpoint import ChatEndpoint, EndpointConfig, EndpointError
+        from autoconn.fusion.text_level import fuse_chat
+
+        try:
+            endpoint = ChatEndpoint(EndpointConfig.from_environment(model=model, base_url=base_url))
+        except EndpointError as error:
+            fail_usage(str(error))
+        try:
+            result = fuse_chat(endpoint, fused, prompt, max_tokens=max_new)
+        except ValueError as error:
+            fail_usage(str(error))
+        except EndpointError as error:
+            err.print(f"[bold red]error:[/] {error}", highlight=False)
+            raise typer.Exit(EXIT_FAILED)
+    if as_json:
+        emit_json({"lm": lm, "conns": [c.name for c in fused]} | result.to_json())
+        return
+    _print_fused(result)
+
+
+def _print_fused(result: Any) -> None:
+    """The completion with CoNN-written text highlighted (plain text in a pipe); the legend on stderr."""
+    from rich.text import Text
+
+    text, at = Text(), 0
+    for span in result.spans:
+        text.append(result.completion[at:span.start])
+        text.append(result.completion[span.start:span.end], style="bold green")
+        at = span.end
+    text.append(result.completion[at:])
+    out.print(text, highlight=False)
+    for span in result.spans:
+        err.print(f"[green]{span.conn}[/] wrote {result.completion[span.start:span.end]!r} (characters {span.start}-{span.end})", highlight=False)
+    for fallback in result.fallbacks:
+        err.print(f"[yellow]{fallback.conn}[/] not called at character {fallback.position}: {fallback.reason}", highlight=False)
 
 
 @sandbox_app.command("status")

@@ -201,6 +201,19 @@ class Library:
             _atomic_write_text(self.index_path, json.dumps(index, indent=2, default=str) + "\n")
         return self.get(name)
 
+    def update_meta(self, name: str, changes: dict[str, Any]) -> LibraryEntry:
+        """Replaces top-level conn.json fields of an existing entry (and its index line), atomically
+        under the library lock; program.py and the weights are left as they are."""
+        with self._lock():
+            entry = self.get(name)
+            meta = dict(entry.meta, **changes)
+            _atomic_write_text(entry.path / META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
+            index = self.read_index()
+            index["conns"][name] = index_entry(name, meta)
+            index["conns"] = dict(sorted(index["conns"].items()))
+            _atomic_write_text(self.index_path, json.dumps(index, indent=2, default=str) + "\n")
+        return self.get(name)
+
     def write_index(self, index: dict[str, Any]) -> None:
         """Replaces the index atomically (used by tools that rebuild it)."""
         with self._lock():
@@ -225,7 +238,15 @@ def index_entry(name: str, meta: dict[str, Any]) -> dict[str, Any]:
         "inducer": meta.get("provenance", {}).get("inducer"),
         "created_at": meta.get("created_at"),
         "source_sha256": meta.get("source_sha256"),
+        "fusion": _fusion_summary(meta.get("fusion")),
     }
+
+
+def _fusion_summary(fusion: Any) -> Any:
+    """How the text calls this CoNN, in short (the full spec is in conn.json)."""
+    if not isinstance(fusion, dict):
+        return None
+    return {key: fusion.get(key) for key in ("operand_start", "trigger", "split")}
 
 
 def describe(meta: dict[str, Any]) -> str:

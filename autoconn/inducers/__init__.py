@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
 from autoconn.inducers.base import Candidate, Counterexample, Feedback, Inducer
 
@@ -14,13 +14,17 @@ class InducerUnavailable(Exception):
     """The inducer asked for cannot run here; the message says what to configure."""
 
 
-def llm_configured() -> bool:
+def llm_configured(model: Optional[str] = None) -> bool:
     """An LLM counts as configured when a model is named for an OpenAI-compatible endpoint."""
-    return bool(os.environ.get("AUTOCONN_MODEL"))
+    return bool(model or os.environ.get("AUTOCONN_MODEL"))
 
 
-def make_inducers(kind: str, candidates: Sequence[str] = ()) -> tuple[dict[str, Inducer], list[str]]:
-    """The inducers for `--inducer kind` and the order to try them in (auto: LLM, then search)."""
+def make_inducers(kind: str, candidates: Sequence[str] = (), llm_options: Optional[dict[str, Any]] = None
+                  ) -> tuple[dict[str, Inducer], list[str]]:
+    """The inducers for `--inducer kind` and the order to try them in (auto: LLM, then search).
+
+    `llm_options` (model, base_url, samples, temperature, library_dir) come from flags and win
+    over the environment."""
     if kind not in INDUCER_CHOICES:
         raise InducerUnavailable(f"unknown inducer {kind!r}; choose one of {', '.join(INDUCER_CHOICES)}")
     if kind == "files":
@@ -30,8 +34,9 @@ def make_inducers(kind: str, candidates: Sequence[str] = ()) -> tuple[dict[str, 
         return {"files": FilesInducer(candidates)}, ["files"]
     inducers: dict[str, Inducer] = {}
     chain: list[str] = []
-    if kind == "llm" or (kind == "auto" and llm_configured()):
-        inducers["llm"] = _make_llm()
+    options = {k: v for k, v in (llm_options or {}).items() if v is not None}
+    if kind == "llm" or (kind == "auto" and llm_configured(options.get("model"))):
+        inducers["llm"] = _make_llm(options)
         chain.append("llm")
     if kind in ("auto", "search"):
         from autoconn.inducers.search import SearchInducer
@@ -40,15 +45,16 @@ def make_inducers(kind: str, candidates: Sequence[str] = ()) -> tuple[dict[str, 
     return inducers, chain
 
 
-def _make_llm() -> Inducer:
-    if not llm_configured():
-        raise InducerUnavailable("--inducer llm: no model configured; set AUTOCONN_MODEL (and OPENAI_BASE_URL / "
-                                 "OPENAI_API_KEY for your OpenAI-compatible endpoint), or use --inducer search")
+def _make_llm(options: dict[str, Any]) -> Inducer:
+    if not llm_configured(options.get("model")):
+        raise InducerUnavailable("--inducer llm: no model configured; set AUTOCONN_MODEL or pass --model (and OPENAI_BASE_URL / "
+                                 "--base-url, OPENAI_API_KEY for your OpenAI-compatible endpoint), or use --inducer search")
+    from autoconn.endpoint import EndpointError
+    from autoconn.inducers.llm import LLMInducer
     try:
-        from autoconn.inducers.llm import LLMInducer  # type: ignore[import-not-found]
-    except ImportError:
-        raise InducerUnavailable("the LLM inducer is not part of this version yet; use --inducer search") from None
-    return LLMInducer.from_environment()
+        return LLMInducer.from_environment(**options)
+    except (EndpointError, ValueError) as error:
+        raise InducerUnavailable(f"--inducer llm: {error}") from None
 
 
 __all__ = ["Candidate", "Counterexample", "Feedback", "Inducer", "InducerUnavailable", "make_inducers", "llm_configured", "INDUCER_CHOICES"]

@@ -5,6 +5,9 @@
                  +---------+--------+   a rejected candidate becomes feedback; the next
                                         pending one is checked, or the inducer is asked again,
                                         until one verifies or the budget is spent.
+
+An inducer whose candidates are unordered (LLM samples: `compare_candidates`) has every
+pending candidate of its batch verified too; the smallest verified one is registered.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ def build_graph(resources: Resources, checkpointer: Any = None) -> Any:
     graph.add_edge(START, "observe")
     graph.add_edge("observe", "induce")
     graph.add_conditional_edges("induce", after_induce, {"check": "check", "finish": "finish"})
-    graph.add_conditional_edges("check", after_check, {"verify": "verify", "check": "check", "induce": "induce", "finish": "finish"})
+    graph.add_conditional_edges("check", after_check, {"verify": "verify", "check": "check", "induce": "induce",
+                                                       "register": "register", "finish": "finish"})
     graph.add_conditional_edges("verify", after_verify, {"register": "register", "check": "check", "induce": "induce", "finish": "finish"})
     graph.add_edge("register", "finish")
     graph.add_edge("finish", END)
@@ -79,6 +83,8 @@ class RunOutcome:
             "inducer_notes": state.get("inducer_log", []),
             "run_id": self.run_id,
             "run_log": str(self.log_path),
+            "verified_candidates": len(state.get("verified_pool") or []),
+            "inducer_usage": state.get("inducer_usage", {}),
             "last_feedback": [{"stage": f["stage"], "message": f["message"]} for f in state.get("feedback", [])[-3:]],
         }
 

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from autoconn.checking import conn_metadata, make_job, output_kind_problem
+from autoconn.checking import conn_metadata, fusion_for_task, make_job, output_kind_problem
 from autoconn.conn.artifact import Library
 from autoconn.conn.compile import CompileSettings, default_settings
 from autoconn.conn.runtime import ConnInputError, ConnRuntime, ConnSpec
@@ -122,26 +122,32 @@ def make_nodes(resources: Resources) -> dict[str, Callable[[InductionState], dic
         chain = resources.inducer_chain
         active = state.get("active_inducer", chain[0])
         notes = list(state.get("inducer_log", []))
+        usage = dict(state.get("inducer_usage", {}))
         config = state["config"]
         while True:
             inducer = resources.inducers[active]
             remaining = max(1.0, config["budget_seconds"] - state.get("elapsed", 0.0))
+            before = inducer_usage(inducer)
             try:
                 proposed = inducer.propose(task, examples(state, "induction_ids"), feedback_objects(state),
                                            budget_seconds=remaining, limit=config["batch_size"])
                 problem = ""
             except Exception as error:  # an inducer failing (endpoint down...) moves on to the next one
                 proposed, problem = [], f"{type(error).__name__}: {error}"
-            log(state).event("induce", inducer=active, proposed=len(proposed), error=problem or None)
+            usage = add_usage(usage, active, before, inducer_usage(inducer))
+            log(state).event("induce", inducer=active, proposed=len(proposed), error=problem or None,
+                             usage=usage.get(active))
             if proposed:
                 break
             position = chain.index(active)
             if position + 1 >= len(chain):
                 why = f"{active} inducer has no more candidates" + (f" ({problem})" if problem else "")
-                return {"pending": [], "status": "failed", "reason": why, "active_inducer": active, "inducer_log": notes}
+                return {"pending": [], "status": "failed", "reason": why, "active_inducer": active, "inducer_log": notes,
+                        "inducer_usage": usage}
             notes.append(f"{active} gave no candidate{f' ({problem})' if problem else ''}; falling back to {chain[position + 1]}")
             active = chain[position + 1]
-        return {"pending": [c.to_json() for c in proposed], "active_inducer": active, "inducer_log": notes}
+        return {"pending": [c.to_json() for c in proposed], "active_inducer": active, "inducer_log": notes,
+                "inducer_usage": usage, "compare_batch": bool(getattr(inducer, "compare_candidates", False))}
 
     def check(state: InductionState) -> dict[str, Any]:
         task = resources.task(state)
@@ -207,7 +213,7 @@ def make_nodes(resources: Resources) -> dict[str, Callable[[InductionState], dic
         run_log = log(state)
         if scored.passed:
             run_log.event("verify", attempt=current["attempt"], passed=True, heldout=scored.to_json(max_failures=0))
-            return {"current": current, "verified": current, "status": "verified"}
+            return {"current": current, "verified_pool": [*state.get("verified_pool", []), current]}
         feedback = {"source": current["candidate"]["source"], "stage": "verify",
                     "message": f"right on every induction example but wrong on {scored.total - scored.correct} of {scored.total} held-out examples",
                     "counterexamples": counterexamples(scored)}
@@ -217,7 +223,7 @@ def make_nodes(resources: Resources) -> dict[str, Callable[[InductionState], dic
     def register(state: InductionState) -> dict[str, Any]:
         task = resources.task(state)
         config = state["config"]
-        winner = state["verified"] or {}
+        winner = smallest(state.get("verified_pool") or [])
         settings = CompileSettings.from_json(state["settings"])
         heldout = examples(state, "heldout_ids")
         scored = verify_outputs(heldout, winner["heldout_outputs"], task.output_kind)
@@ -226,12 +232,15 @@ def make_nodes(resources: Resources) -> dict[str, Callable[[InductionState], dic
                       "run_log": str(run_log.log_path), "attempts": winner["attempt"],
                       "summary": winner["candidate"].get("summary")}
 
-        meta = conn_metadata(task, settings, winner["size"], winner["spec"], scored, provenance)
+        fusion = fusion_for_task(config["name"], task, config.get("fusion"),
+                                 output_values=winner["spec"].get("output_decoding")).to_json()
+        meta = conn_metadata(task, settings, winner["size"], winner["spec"], scored, provenance, fusion=fusion)
         meta["induction"] = winner.get("induction")
         entry = Library(config["library_dir"]).write(config["name"], winner["candidate"]["source"], meta,
                                                      weights_file=winner["weights"], force=config["force"])
-        run_log.event("register", name=config["name"], program=str(entry.program_path))
-        return {"registered": str(entry.program_path)}
+        run_log.event("register", name=config["name"], program=str(entry.program_path), attempt=winner["attempt"],
+                      verified_candidates=len(state.get("verified_pool") or []))
+        return {"registered": str(entry.program_path), "verified": winner, "status": "verified"}
 
     def finish(state: InductionState) -> dict[str, Any]:
         reason = state.get("reason") or ("" if state.get("status") == "verified" else budget_left(state))
@@ -247,10 +256,14 @@ def after_induce(state: InductionState) -> str:
 
 
 def next_attempt(state: InductionState) -> str:
-    """After a rejected candidate: stop on budget, else the next pending one, else ask again."""
+    """After a candidate is done: register once something verified and nothing pending is worth
+    comparing with it; stop on budget; else the next pending one, else ask again."""
+    pool, pending = state.get("verified_pool") or [], state.get("pending")
+    if pool and (not pending or not state.get("compare_batch") or budget_left(state)):
+        return "register"
     if budget_left(state):
         return "finish"
-    return "check" if state.get("pending") else "induce"
+    return "check" if pending else "induce"
 
 
 def after_check(state: InductionState) -> str:
@@ -259,6 +272,28 @@ def after_check(state: InductionState) -> str:
 
 
 def after_verify(state: InductionState) -> str:
-    return "register" if state.get("status") == "verified" else next_attempt(state)
+    return next_attempt(state)
 
 
+def smallest(pool: list[dict[str, Any]]) -> dict[str, Any]:
+    """Among verified candidates, the fewest layers, then parameters, then the earliest."""
+    return min(pool, key=lambda c: ((c.get("size") or {}).get("layers") or 0, (c.get("size") or {}).get("parameters") or 0,
+                                    c["attempt"]))
+
+
+def inducer_usage(inducer: Inducer) -> dict[str, Any]:
+    """An inducer's own counters (the LLM's calls and tokens); {} for inducers without any."""
+    usage = getattr(inducer, "usage", None)
+    return dict(usage()) if callable(usage) else {}
+
+
+def add_usage(totals: dict[str, dict[str, Any]], name: str, before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Adds what one propose() call used to the run's totals (kept in state, so resumes add up)."""
+    entry = dict(totals.get(name, {}))
+    entry["rounds"] = entry.get("rounds", 0) + 1
+    for key, value in after.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            entry[key] = round(entry.get(key, 0) + value - before.get(key, 0), 3)
+        else:
+            entry[key] = value
+    return {**totals, name: entry}

@@ -4,7 +4,7 @@ it and an interrupted run resumes. Compiled models, sandboxes and clients live i
 
 from __future__ import annotations
 
-from typing import Any, Optional, TypedDict
+from typing import Any, NotRequired, Optional, TypedDict
 
 
 class RunConfig(TypedDict):
@@ -23,7 +23,9 @@ class RunConfig(TypedDict):
     budget_seconds: float
     max_attempts: int
     batch_size: int  # candidates asked of an inducer per call
+    llm: NotRequired[dict[str, Any]]  # LLM options from flags: model, base_url, samples, temperature (never the key)
     force: bool
+    fusion: NotRequired[dict[str, Any]]  # FusionOverrides.to_json(): the user's trigger etc. (runs before it had none)
 
 
 class InductionState(TypedDict, total=False):
@@ -42,6 +44,9 @@ class InductionState(TypedDict, total=False):
     status: str  # running | verified | failed
     reason: str  # why a failed run stopped
     verified: Optional[dict[str, Any]]  # the winning candidate, its figures
+    verified_pool: list[dict[str, Any]]  # candidates that passed held-out verification (the smallest wins)
+    compare_batch: bool  # verify every pending candidate of this batch before registering (LLM samples)
+    inducer_usage: dict[str, dict[str, Any]]  # per inducer: rounds, and the LLM's calls and tokens
     registered: Optional[str]  # path of program.py in the library
     inducer_log: list[str]  # inducer switches and notes a person should see
 
@@ -49,4 +54,4 @@ class InductionState(TypedDict, total=False):
 def new_state(config: RunConfig) -> InductionState:
     return InductionState(config=config, attempts=0, feedback=[], pending=[], elapsed=0.0,
                           status="running", reason="", current=None, verified=None, registered=None,
-                          inducer_log=[])
+                          inducer_log=[], verified_pool=[], compare_batch=False, inducer_usage={})

@@ -1,0 +1,180 @@
+"""One OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama, a llama.cpp server...).
+
+Configuration follows the `openai` package's own variables (``OPENAI_BASE_URL``,
+``OPENAI_API_KEY``) plus ``AUTOCONN_MODEL``, so a user who already points other tools at a
+server changes nothing. Retries with exponential backoff on 408/409/429/5xx, timeouts and
+connection errors are the `openai` client's own (it honours ``Retry-After``); this module
+turns what is left into an ``EndpointError`` that says what to do, and counts calls and tokens
+for the run summary.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import openai
+
+DEFAULT_TIMEOUT_SECONDS = 120.0
+DEFAULT_MAX_RETRIES = 4
+LOCAL_API_KEY = "not-needed"  # local servers (vLLM, Ollama, llama.cpp) accept any key
+
+
+class EndpointError(Exception):
+    """The endpoint cannot be used: not configured, unreachable, key refused, model unknown, timeout."""
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """Where and how to reach the model. Plain data: safe to log (the key is never shown)."""
+
+    model: str
+    base_url: Optional[str] = None
+    api_key: str = LOCAL_API_KEY
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    max_retries: int = DEFAULT_MAX_RETRIES
+
+    @classmethod
+    def from_environment(
+        cls,
+        *,
+        model: Optional[str] = None,
+        base_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        timeout_seconds: Optional[float] = None,
+        max_retries: Optional[int] = None,
+    ) -> "EndpointConfig":
+        """Arguments (from flags) win over the environment; a model is required."""
+        model = model or os.environ.get("AUTOCONN_MODEL")
+        if not model:
+            raise EndpointError(
+                "no model configured: set AUTOCONN_MODEL (or pass --model), and OPENAI_BASE_URL "
+                "(or --base-url) for a server other than OpenAI's"
+            )
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            if base_url is None:
+                raise EndpointError("OPENAI_API_KEY is not set: OpenAI's API needs a key (or set OPENAI_BASE_URL to a local server)")
+            key = LOCAL_API_KEY
+        timeout = timeout_seconds if timeout_seconds is not None else float(os.environ.get("AUTOCONN_LLM_TIMEOUT", DEFAULT_TIMEOUT_SECONDS))
+        retries = max_retries if max_retries is not None else int(os.environ.get("AUTOCONN_LLM_RETRIES", DEFAULT_MAX_RETRIES))
+        return cls(model=model, base_url=base_url, api_key=key, timeout_seconds=timeout, max_retries=retries)
+
+    def describe(self) -> str:
+        return f"{self.model} at {self.base_url or 'https://api.openai.com/v1'}"
+
+
+@dataclass
+class ChatResult:
+    """The choices of one chat completion call."""
+
+    texts: list[str]
+    finish_reasons: list[str]
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+
+
+@dataclass
+class EndpointUsage:
+    """Counted across every call of one endpoint object (reported in run summaries)."""
+
+    calls: int = 0
+    failed_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "failed_calls": self.failed_calls,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "tokens": self.prompt_tokens + self.completion_tokens,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class ChatEndpoint:
+    """A chat-completions client with errors a user can act on and usage counters."""
+
+    config: EndpointConfig
+    usage: EndpointUsage = field(default_factory=EndpointUsage)
+    _client: Optional[openai.OpenAI] = None
+
+    def client(self) -> openai.OpenAI:
+        if self._client is None:
+            self._client = openai.OpenAI(
+                api_key=self.config.api_key,
+                base_url=self.config.base_url,
+                timeout=self.config.timeout_seconds,
+                max_retries=self.config.max_retries,
+            )
+        return self._client
+
+    def chat(
+        self,
+        messages: Sequence[dict[str, str]],
+        *,
+        n: int = 1,
+        temperature: float = 0.0,
+        max_tokens: Optional[int] = None,
+        stop: Optional[Sequence[str]] = None,
+        timeout_seconds: Optional[float] = None,
+    ) -> ChatResult:
+        """One call; `n` choices. Raises EndpointError once the client's retries are spent."""
+        request: dict[str, Any] = {"model": self.config.model, "messages": list(messages), "temperature": temperature}
+        if n != 1:
+            request["n"] = n
+        if max_tokens is not None:
+            request["max_tokens"] = max_tokens
+        if stop:
+            request["stop"] = list(stop)
+        started = time.monotonic()
+        try:
+            client = self.client() if timeout_seconds is None else self.client().with_options(timeout=timeout_seconds)
+            response = client.chat.completions.create(**request)
+        except openai.APIError as error:
+            self.usage.failed_calls += 1
+            self.usage.seconds += time.monotonic() - started
+            raise EndpointError(self._explain(error, timeout_seconds or self.config.timeout_seconds)) from error
+        seconds = time.monotonic() - started
+        texts = [(choice.message.content or "") for choice in response.choices]
+        reasons = [str(choice.finish_reason or "") for choice in response.choices]
+        usage = response.usage
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        self.usage.calls += 1
+        self.usage.prompt_tokens += prompt_tokens
+        self.usage.completion_tokens += completion_tokens
+        self.usage.seconds += seconds
+        if not texts:
+            raise EndpointError(f"{self.config.describe()} returned no choices")
+        return ChatResult(texts, reasons, prompt_tokens, completion_tokens, seconds)
+
+    def _explain(self, error: openai.APIError, timeout: float) -> str:
+        where = self.config.describe()
+        retries = f"after {self.config.max_retries} retries"
+        if isinstance(error, openai.APITimeoutError):
+            return f"{where} did not answer within {timeout:g} s ({retries}); raise AUTOCONN_LLM_TIMEOUT or check the server"
+        if isinstance(error, openai.APIConnectionError):
+            return f"cannot reach {where} ({retries}): is the server running and OPENAI_BASE_URL / --base-url right?"
+        if isinstance(error, (openai.AuthenticationError, openai.PermissionDeniedError)):
+            return f"{where} refused the API key (HTTP {error.status_code}): check OPENAI_API_KEY"
+        if isinstance(error, openai.NotFoundError):
+            return f"{where}: model or route not found (HTTP 404): check AUTOCONN_MODEL / --model and that the base URL ends in /v1"
+        if isinstance(error, openai.RateLimitError):
+            return f"{where} kept rate-limiting (HTTP 429 {retries}); wait, or lower --samples"
+        if isinstance(error, openai.APIStatusError):
+            return f"{where} failed with HTTP {error.status_code} ({retries}): {_short(error.message)}"
+        return f"{where}: {_short(str(error))}"
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

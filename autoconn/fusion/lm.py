@@ -1,0 +1,29 @@
+"""What token-level fusion needs from a language model: next-character scores for a context.
+
+The fusion runtime is generic over this protocol, so the in-process demo LM and any other
+causal character-level model plug in the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class CharLM(Protocol):
+    """A causal character-level language model.
+
+    ``alphabet[i]`` is the character of logit ``i``; ``end_of_text`` (a member of the
+    alphabet, usually ``"\\n"``) ends a completion. ``max_context`` is the longest context
+    the model attends to (callers keep only the last ``max_context`` characters).
+    """
+
+    alphabet: Sequence[str]
+    end_of_text: str
+    max_context: int
+
+    def next_char_logits(self, contexts: Sequence[str]) -> np.ndarray:
+        """Logits of the next character for each context, shape (len(contexts), len(alphabet))."""
+        ...
