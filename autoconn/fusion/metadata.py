@@ -37,6 +37,9 @@ SPLITS: tuple[str, ...] = ("char", "space")
 POSITIONS: tuple[str, ...] = ("all", "first", "last")
 JOINS: tuple[str, ...] = ("", " ")
 DEFAULT_TRIGGER = ")="
+# (operand start after the CoNN's name, trigger), tried in order until one cannot be written
+# with operand text: "sort(3,1)=" normally, "dyck[()]=" when the vocab has parentheses.
+DEFAULT_BRACKETS = (("(", DEFAULT_TRIGGER), ("[", "]="), ("{", "}="), ("<", ">="), ("⟨", "⟩="))
 NUMBER_DECIMALS = 4
 
 
@@ -166,15 +169,26 @@ def build_spec(name: str, vocab: Sequence[Token], output_shape: str,
         raise FusionSpecError(f"split {split!r}: choose 'char' (one token per character) or 'space' (whitespace-separated)")
     positions = overrides.output_positions or ("first" if output_shape == "broadcast" else "all")
     join = overrides.output_join if overrides.output_join is not None else default_join(split, output_kind, output_values)
-    spec = FusionSpec(
-        operand_start=overrides.operand_start if overrides.operand_start is not None else f"{name}(",
-        trigger=overrides.trigger if overrides.trigger is not None else DEFAULT_TRIGGER,
-        split=split,  # type: ignore[arg-type]
-        token_map={token_text(t): t for t in vocab},
-        output=OutputFormat(positions=positions, join=join),  # type: ignore[arg-type]
-    )
-    validate(spec, vocab)
-    return spec
+    first_error: Optional[FusionSpecError] = None
+    for opening, closing in DEFAULT_BRACKETS:
+        spec = FusionSpec(
+            operand_start=overrides.operand_start if overrides.operand_start is not None else f"{name}{opening}",
+            trigger=overrides.trigger if overrides.trigger is not None else closing,
+            split=split,  # type: ignore[arg-type]
+            token_map={token_text(t): t for t in vocab},
+            output=OutputFormat(positions=positions, join=join),  # type: ignore[arg-type]
+        )
+        try:
+            validate(spec, vocab)
+            return spec
+        except FusionSpecError as error:
+            # A default bracket the vocab itself uses (Dyck tasks: '(' ')') cannot delimit an
+            # operand; the next pair is tried. The user's own choices are never replaced.
+            first_error = first_error or error
+            if overrides.operand_start is not None and overrides.trigger is not None:
+                break
+    assert first_error is not None
+    raise first_error
 
 
 def validate(spec: FusionSpec, vocab: Sequence[Token]) -> None:
@@ -209,7 +223,12 @@ def validate(spec: FusionSpec, vocab: Sequence[Token]) -> None:
     if trigger_fits_in_operand(spec):
         raise FusionSpecError(f"the trigger {spec.trigger!r} can be written with operand text ({_operand_chars(spec)}), "
                               f"so an operand could contain it and the gate would fire before the operand ends; "
-                              f"pick a trigger that starts with a character no token uses (e.g. ')=')")
+                              f"pick a trigger that starts with a character no token uses (e.g. {_free_trigger(spec)!r})")
+
+
+def _free_trigger(spec: FusionSpec) -> str:
+    used = set(_operand_chars(spec))
+    return next((closing for _, closing in DEFAULT_BRACKETS if closing[0] not in used), "⟩=")
 
 
 def _operand_chars(spec: FusionSpec) -> str:

@@ -19,6 +19,16 @@ def test_defaults_for_character_tokens_and_a_sequence_output():
     assert spec.output.positions == "all" and spec.output.join == ""
 
 
+def test_default_brackets_step_aside_for_a_vocab_that_uses_them():
+    dyck1 = build_spec("dyck1", ["(", ")"], "broadcast", output_values=[False, True])
+    assert (dyck1.operand_start, dyck1.trigger) == ("dyck1[", "]=")
+    assert dyck1.parse_operand("(())") == ("(", "(", ")", ")")
+    dyck2 = build_spec("dyck2", ["(", ")", "[", "]"], "broadcast", output_values=[False, True])
+    assert (dyck2.operand_start, dyck2.trigger) == ("dyck2{", "}=")
+    with pytest.raises(FusionSpecError, match=r"e\.g\. '\]='"):  # the user's own trigger is never replaced
+        build_spec("dyck1", ["(", ")"], "broadcast", FusionOverrides(trigger=")="))
+
+
 def test_defaults_for_word_tokens_and_a_broadcast_output():
     spec = build_spec("all_true", [False, True], "broadcast", output_values=[False, True])
     assert spec.split == "space" and spec.token_map == {"False": False, "True": True}

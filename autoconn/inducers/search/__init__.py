@@ -10,6 +10,8 @@ Modules, one job each:
 * ``evaluate``    numpy semantics equal to ``rasp.evaluate``, value sets as tracr infers them
 * ``enumerator``  the cheapest-first search with observational-equivalence pruning
 * ``goals``       goal-directed shortcuts that complete a program from one bank entry
+* ``blocks``      generic multi-step idioms (running sums and balances, quantifiers over
+                  positions, nearest marked position, argmax) the goals and the bank use
 * ``lower``       folding Maps the way tracr allows; tracr's layer count
 * ``render``      readable RASP source; ``build`` the same program as a rasp object
 * ``synthesize``  examples -> ranked programs; ``inducer`` the Inducer protocol

@@ -49,6 +49,7 @@ class Lam:
     text: Callable[..., str]
     slug: str = ""  # a short identifier-ish description for variable names, e.g. "plus_1"
     tier: int = 1  # 1 for the plainest functions; each tier above costs one more in the search
+    movable: bool = True  # False: keep this Map before an Aggregate (an int code read over several positions)
 
     @property
     def key(self) -> str:
@@ -80,8 +81,9 @@ class Lam:
         return Lam(1, lambda x: outer_call(x, x), lambda n: outer_text(n, n), self.slug, self.tier)
 
 
-def lam1(call: Callable[[Any], Any], text: Callable[[str], str], slug: str = "", tier: int = 1) -> Lam:
-    return Lam(1, call, text, slug, tier)
+def lam1(call: Callable[[Any], Any], text: Callable[[str], str], slug: str = "", tier: int = 1,
+         movable: bool = True) -> Lam:
+    return Lam(1, call, text, slug, tier, movable)
 
 
 def lam2(call: Callable[[Any, Any], Any], text: Callable[[str, str], str], slug: str = "", tier: int = 1) -> Lam:
@@ -141,6 +143,7 @@ class Node:
     fn: Lam | None = None
     pred: Pred | None = None
     cost: int = 0
+    idiom: bool = False  # a blocks.py idiom added at a discounted cost (not a plain enumeration result)
     _key: str = field(default="", repr=False)
 
     @property

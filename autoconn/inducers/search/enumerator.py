@@ -7,7 +7,9 @@ max_seq_len), so the bank holds behaviours, not syntax. Selectors are enumerated
 only their summaries are kept: the width at every position (for SelectorWidth) and, when
 they pick exactly one position at every induction position, which one (for a categorical
 Aggregate). Every new expression is also offered to the goal-directed shortcuts
-(``goals``), which often complete a program several levels early.
+(``goals``), which often complete a program several levels early. Token tests also seed
+running sums over them (``blocks.prefix_count`` and the signed balances) at a discounted
+cost: idioms 3-4 operations deep that plain enumeration would reach only seconds later.
 
 Grammar restrictions keep the bank to plausible rules: a Map chain is at most two deep; a
 SequenceMap of two elementwise expressions must join a function of the tokens with one of
@@ -24,6 +26,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from autoconn.inducers.search import blocks as B
 from autoconn.inducers.search import primitives as P
 from autoconn.inducers.search.dsl import INDICES, OP_COST, TOKENS, Lam, Node, Op, Pred, make
 from autoconn.inducers.search.evaluate import CODE, MISSING, Batch, Entry, Evaluator, NumSem, Sem, SelSem
@@ -51,6 +54,8 @@ class SearchConfig:
     max_bank_size: int = 100000  # and in all; beyond, new ones are still checked but not kept
     max_selectors_per_level: int = 60000
     goals: bool = True
+    idioms: bool = True  # running sums of token tests (blocks.prefix_count ...) join the bank early
+    max_idiom_seeds: int = 8  # token tests they are built from
     seed: int = 0
 
 
@@ -125,6 +130,7 @@ class Search:
         self.pools = P.Pools.from_task(tuple(vocab), () if numerical else tuple(outs), max_seq_len)
         self.goals: Goals | None = None
         self.int_tokens = self.ev.int_valued(self.ev.tokens.vset)
+        self.ordered_tokens = P.value_kind(self.ev.values(self.ev.tokens.vset)) in ("int", "str")
         if numerical:
             self.target_num = np.zeros((self.n, width))
             for r, row in enumerate(outputs):
@@ -139,6 +145,8 @@ class Search:
         self.levels: dict[int, list[Entry]] = {}
         self.sel_levels: dict[int, list[SelEntry]] = {}
         self.width_stash: dict[int, list[tuple[Node, Sem]]] = {}
+        self.idiom_stash: dict[int, list[Node]] = {}
+        self.idiom_seeds = 0
         self.seen: set[int] = set()
         self.seen_sel: set[int] = set()
         self.seen_num: set[int] = set()
@@ -218,6 +226,8 @@ class Search:
         elif self.goals is not None:
             self.goals.observe(entry)
             self.goals.check(entry, arr)
+        if self.cfg.idioms and kind == "bool" and node.op is Op.MAP and node.children[0] is TOKENS:
+            self._stash_idioms(node)
         level = self.levels.setdefault(node.cost, [])
         if len(level) < self.cfg.max_level_size and self.banked < self.cfg.max_bank_size:
             level.append(entry)
@@ -236,12 +246,15 @@ class Search:
         try:
             self._add(TOKENS, self.ev.tokens)
             self._add(INDICES, self.ev.indices)
+            if self.cfg.idioms and self.ordered_tokens:
+                for node in B.dominance_counts():
+                    self.idiom_stash.setdefault(node.cost, []).append(node)
             attention = OP_COST[Op.WIDTH]
             for c in range(1, self.cfg.max_cost + 1):
                 self.level = c
                 # Selectors of cost c - 3 are first needed now (attention costs 3): making them
                 # only now keeps the cheap stages of every level ahead of the costly ones.
-                stages = [(self._selects, c - attention), (self._widths, c), (self._aggregates, c),
+                stages = [(self._selects, c - attention), (self._idioms, c), (self._widths, c), (self._aggregates, c),
                           (self._means, c), (self._maps, c), (self._seqmaps, c)]
                 for stage, arg in stages:
                     if arg < 0:
@@ -283,6 +296,23 @@ class Search:
                     if sem is not None:
                         self.stats["maps"] += 1
                         self._add(make(Op.MAP, (e.node,), fn), sem, (e,))
+
+    def _stash_idioms(self, b: Node) -> None:
+        """A token test b (e.g. tokens == '(') seeds the running-sum blocks over it, added
+        at their discounted cost: signed prefix sums are 3-4 operations deep, too deep for
+        plain enumeration to reach in seconds, and common in sequence rules."""
+        if self.idiom_seeds >= self.cfg.max_idiom_seeds:
+            return
+        self.idiom_seeds += 1
+        L = self.batch.width
+        for node in (B.prefix_count(b, L), B.prefix_balance(b, L), B.balance_offset(b)):
+            self.idiom_stash.setdefault(node.cost, []).append(node)
+
+    def _idioms(self, c: int) -> None:
+        for node in self.idiom_stash.pop(c, ()):
+            sem = self.ev.evaluate(node)
+            if isinstance(sem, Sem):
+                self._add(node, sem)
 
     def _widths(self, c: int) -> None:
         for node, sem in self.width_stash.pop(c, ()):

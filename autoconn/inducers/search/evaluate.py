@@ -370,11 +370,11 @@ class Evaluator:
 
     def evaluate(self, node: Node) -> Sem | NumSem | SelSem | None:
         """Evaluates a tree (memoised by node identity); None if some part is rejected."""
-        found = self._memo.get(id(node), self)
-        if found is not self:
-            return found
+        found = self._memo.get(id(node))
+        if found is not None and found[0] is node:  # the node is kept, so its id is never reused
+            return found[1]
         result = self._evaluate(node)
-        self._memo[id(node)] = result
+        self._memo[id(node)] = (node, result)
         return result
 
     def _evaluate(self, node: Node) -> Any:

@@ -16,7 +16,19 @@ comparisons) and a match is proposed at once:
 * **count** -- a broadcast target that is a function of how many positions a boolean
   expression marks: ``f(SelectorWidth(Select(it, tokens, k)))``;
 * **unique** -- a broadcast target read at the one position a boolean expression marks:
-  ``Aggregate(Select(it, tokens, k), value)``.
+  ``Aggregate(Select(it, tokens, k), value)``;
+* **argmax** -- a broadcast target that is the token with the largest (smallest) score,
+  ties broken by token order: ``blocks.argmax_read(it)`` (most / least frequent token);
+* **quantifier** -- a boolean target saying whether some / no position j <= i (or >= i)
+  has a sign test of it true, possibly joined with a test at i itself
+  (``blocks.quantified``: prefix-balanced brackets, "an x occurred before");
+* **nearest** -- a sequence target that is a function of the own token, chosen by a token
+  test read at the nearest position to the right (left) where another token test holds,
+  or the token read there; with an attention-derived mark, the last marked position at
+  or before i (``blocks.nearest_read``: carries of an addition, fills, running maxima);
+* **relation** -- a boolean broadcast target saying that no position j has R(it_j, y)
+  for a global count y, possibly guarded by a comparison of y with another global count
+  (``blocks.none_related``: a balance never below zero and ending at zero).
 
 Every proposal is evaluated like any expression and must equal the target exactly.
 """
@@ -28,13 +40,23 @@ from typing import Any, Callable
 
 import numpy as np
 
+from autoconn.inducers.search import blocks as B
 from autoconn.inducers.search import primitives as P
 from autoconn.inducers.search.dsl import INDICES, TOKENS, Lam, Node, Op, make
 from autoconn.inducers.search.evaluate import Entry, Evaluator, Sem
+from autoconn.inducers.search.lower import then
 
 MAX_VALUE_GOALS = 4
 MAX_CONTEXT = 6  # context expressions per role
 MAX_FINISHERS = 4
+MAX_QUANTIFIED_VALUES = 48  # value-set size beyond which an int is no count or balance
+MAX_QUANTIFIED_COST = 8  # quantifier goals look at cheap attention outputs only
+MAX_ARGMAX_COST = 4  # scores are cheap counts (how often, how many before)
+MAX_RELATION_COST = 5  # per-position counts compared with a total: a running balance of a token test costs 5
+MAX_TOKEN_TESTS = 48  # token tests the nearest goal pairs up
+MAX_DERIVED_MARKS = 512  # attention-derived marks it reads the token at
+_RELATIONS = {"LT": np.less, "LEQ": np.less_equal, "GT": np.greater, "GEQ": np.greater_equal,
+              "EQ": np.equal, "NEQ": np.not_equal}
 
 Propose = Callable[[Node, Sem], None]
 
@@ -66,6 +88,13 @@ def functional(keys: list[np.ndarray], target: np.ndarray) -> tuple[tuple[tuple[
             key //= 1 << 20
         out.append((tuple(reversed(parts)), t))
     return tuple(out)
+
+
+def _any_in_scope(marks: np.ndarray, scope: str) -> np.ndarray:
+    """[n, L]: some position j <= i ("prefix") or j >= i ("suffix") is marked."""
+    if scope == "prefix":
+        return np.maximum.accumulate(marks, axis=1)
+    return np.maximum.accumulate(marks[:, ::-1], axis=1)[:, ::-1]
 
 
 class Goals:
@@ -101,6 +130,15 @@ class Goals:
         differ = self.flat[left] != self.flat[right]
         self.probe_left, self.probe_right = left[differ], right[differ]
         self.cols = np.arange(self.batch.width)[None, :]
+        values = [self.u.values[c] for c in np.unique(self.flat)]
+        self.bool_target = bool(values) and all(isinstance(v, bool) for v in values)
+        self.truth = self.u.as_bools()[np.where(self.imask, target, 0)].astype(bool) & self.imask
+        self._quantified: set[int] = set()
+        self._sign_tests = P.sign_tests()
+        self.token_tests: list[tuple[Entry, np.ndarray]] = []
+        self._nearest: dict[tuple[int, str, bool], tuple[np.ndarray, np.ndarray]] = {}
+        self._derived_marks = 0
+        self._globals_cache: tuple[int, list[Any]] | None = None
 
     # ---- registration -------------------------------------------------------------------
 
@@ -115,7 +153,9 @@ class Goals:
                 self.values.append((entry, allowed))
         if node.op is Op.TOKENS:
             self.tokens = entry
-        if node.op in (Op.TOKENS, Op.INDICES):
+        if node.idiom:
+            role = ""  # discounted idioms would crowd out the plain counts (length, hist) the finishers pair with
+        elif node.op in (Op.TOKENS, Op.INDICES):
             role = "input"
         elif node.op is Op.WIDTH and node.cost <= 3:
             role = "count"  # length, histograms, ranks
@@ -148,6 +188,12 @@ class Goals:
                     marks = (ints == 0) & self.imask
                     self.unique(zero.node, sem, marks)
                     self.count(zero, marks)
+        if (entry.kind == "bool" and not self.broadcast and entry.support == frozenset({"tokens"})
+                and entry.node.cost <= 2 and len(self.token_tests) < MAX_TOKEN_TESTS and self.tokens is not None):
+            self.nearest(entry)
+        if (entry.kind == "bool" and not self.broadcast and entry.support is None and self.tokens is not None
+                and entry.node.cost <= MAX_QUANTIFIED_COST and self._derived_marks < MAX_DERIVED_MARKS):
+            self.derived_nearest(entry)
         if entry.kind == "bool" and self.broadcast:
             marks = self.u.as_bools()[entry.sem.codes[: self.n]].astype(bool) & self.imask
             self.count(entry, marks)
@@ -156,6 +202,236 @@ class Goals:
             self.binary_finish(entry)
         if self.broadcast and entry.node.op is Op.AGGREGATE and self.tokens and entry.kind == self.tokens.kind:
             self.compare_count(entry, self.tokens)
+        if entry.kind == "int" and entry.support is None and len(entry.sem.vset) <= MAX_QUANTIFIED_VALUES:
+            if (self.broadcast and entry.node.op is Op.WIDTH and entry.node.cost <= MAX_ARGMAX_COST
+                    and self.tokens is not None):
+                self.argmax(entry)
+            if self.bool_target and self.broadcast and entry.node.cost <= MAX_RELATION_COST:
+                self.relation(entry)
+            if self.bool_target and not self.broadcast and entry.node.cost <= MAX_QUANTIFIED_COST:
+                self.quantifier(entry)
+
+    # ---- the generic blocks (see blocks.py) ---------------------------------------------
+
+    def _propose_tree(self, node: Node) -> None:
+        sem = self.ev.evaluate(node)
+        if isinstance(sem, Sem):
+            self.propose(node, sem)
+
+    def argmax(self, entry: Entry) -> None:
+        """Broadcast target = the token at the position(s) of the best score (ties by token)."""
+        assert self.tokens is not None
+        tok = self.tokens.sem.codes[: self.n]
+        vocab_codes = sorted(self.tokens.sem.vset, key=lambda c: (type(self.u.values[c]).__name__, self.u.values[c]))
+        rank = np.zeros(len(self.u), dtype=np.int64)
+        rank[vocab_codes] = np.arange(len(vocab_codes))
+        score = self.u.as_ints()[entry.sem.codes[: self.n]]
+        width = len(vocab_codes) + 1
+        for largest in (True, False):
+            for smallest_first in (True, False):
+                s = (score if largest else -score) * width + (-rank[tok] if smallest_first else rank[tok])
+                best = np.where(self.imask, s, np.iinfo(np.int64).min).argmax(-1)
+                if (tok[np.arange(self.n), best] == self.row_target).all():
+                    self._propose_tree(B.argmax_read(entry.node, self.ev.values(self.tokens.sem.vset),
+                                                     largest=largest, ties_to_smallest=smallest_first,
+                                                     int_tokens=self.ev.int_valued(self.tokens.sem.vset)))
+
+    def _beyond(self, m: Entry, marks: np.ndarray, direction: str,
+                inclusive: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(position of the nearest marked j beyond i -- or at i, inclusive --, whether there is one)."""
+        found = self._nearest.get((id(m.node), direction, inclusive))
+        if found is None:
+            width, rows = self.batch.width, len(marks)
+            cols = np.broadcast_to(self.cols, marks.shape)
+            if direction == "right":
+                nxt = np.minimum.accumulate(np.where(marks, cols, width)[:, ::-1], axis=1)[:, ::-1]
+                if not inclusive:
+                    nxt = np.concatenate([nxt[:, 1:], np.full((rows, 1), width)], axis=1)
+                has = nxt < width
+            else:
+                nxt = np.maximum.accumulate(np.where(marks, cols, -1), axis=1)
+                if not inclusive:
+                    nxt = np.concatenate([np.full((rows, 1), -1), nxt[:, :-1]], axis=1)
+                has = nxt >= 0
+            found = (np.clip(nxt, 0, width - 1), has & self.imask)
+            self._nearest[(id(m.node), direction, inclusive)] = found
+        return found
+
+    def nearest(self, entry: Entry) -> None:
+        """Target_i = f_r(token_i), r = a token test read at the nearest marked j beyond i."""
+        marks = self.u.as_bools()[entry.sem.codes[: self.n]].astype(bool) & self.imask
+        if not marks.any() or (marks == self.imask).all():
+            return  # marks nothing or everything: the "nearest" is a fixed neighbour, which plain search finds cheaper
+        self.token_tests.append((entry, marks))
+        new = len(self.token_tests) - 1
+        pairs = [(new, k) for k in range(new + 1)] + [(k, new) for k in range(new)]
+        tok = self.tokens.sem.codes[: self.n]  # type: ignore[union-attr]
+        for im, iv in pairs:
+            m, m_marks = self.token_tests[im]
+            v, v_marks = self.token_tests[iv]
+            for direction in B.DIRECTIONS:
+                pos, has = self._beyond(m, m_marks, direction)
+                read = np.take_along_axis(v_marks, pos, axis=1)
+                cls = np.where(has, read.astype(np.int64), 2)[self.imask]
+                if functional([tok[self.imask], cls], self.flat) is None:
+                    continue
+                self._propose_nearest(m, v, direction, tok[self.imask], cls)
+        for direction in B.DIRECTIONS:
+            self._nearest_token(entry, marks, direction, tok)
+
+    def derived_nearest(self, entry: Entry) -> None:
+        """Target_i = the token at the last (first) position at or before (after) i that an
+        attention-derived test marks: running maxima are the tokens of the last record."""
+        marks = self.u.as_bools()[entry.sem.codes[: self.n]].astype(bool) & self.imask
+        tok = self.tokens.sem.codes[: self.n]  # type: ignore[union-attr]
+        if not marks.any() or (marks == self.imask).all() or (marks & (tok != self.target)).any():
+            return  # a marked position reads itself: its own token must be the target there
+        self._derived_marks += 1
+        for direction in B.DIRECTIONS:
+            self._nearest_token(entry, marks, direction, tok, inclusive=True)
+
+    def _nearest_token(self, m: Entry, marks: np.ndarray, direction: str, tok: np.ndarray,
+                       inclusive: bool = False) -> None:
+        """Target_i = the token at the nearest marked j beyond i (a function of the own
+        token when there is none): filling gaps, the next separator..."""
+        pos, has = self._beyond(m, marks, direction, inclusive)
+        read = np.take_along_axis(tok, pos, axis=1)
+        if not ((read == self.target) | ~has | ~self.imask).all() or not has.any():
+            return
+        missing = ~has & self.imask
+        if missing.any():
+            mapping = functional([tok[missing]], self.target[missing])
+            found = self._case_finishers(mapping) if mapping is not None else []
+            if not found:
+                return
+            fallback = found[0]
+        else:
+            fallback = P.lam1(lambda x: x, lambda x: x, "own")
+        assert self.tokens is not None
+        self._propose_tree(B.nearest_read(m.node, self.tokens.node, direction, B.read_or(fallback), inclusive))
+
+    def _propose_nearest(self, m: Entry, v: Entry, direction: str, tok: np.ndarray, cls: np.ndarray) -> None:
+        fns: dict[int, Lam] = {}
+        for c in (0, 1, 2):
+            here = cls == c
+            if not here.any():
+                continue
+            mapping = functional([tok[here]], self.flat[here])
+            found = self._case_finishers(mapping) if mapping is not None else []
+            if not found:
+                return
+            fns[c] = found[0]
+        identity = next(iter(fns.values()))
+        cases = {value: fns.get(c, identity) for c, value in ((1, True), (0, False))}
+        combine = B.case_combine(cases, fns.get(2, cases[False]))
+        self._propose_tree(B.nearest_read(m.node, v.node, direction, combine))
+
+    def _case_finishers(self, mapping: tuple[tuple[tuple[int, ...], int], ...]) -> list[Lam]:
+        """Unary functions of the token onto the target on one case; also a step then a
+        modulus ((x + 1) % 10: digit arithmetic), when no single function fits."""
+        assert self.tokens is not None
+        found = self._finishers(self.tokens.sem.vset, mapping)
+        if found:
+            return found
+        src = [self.u.values[a[0]] for a, _ in mapping]
+        dst = [self.u.values[b] for _, b in mapping]
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in src + dst):
+            return []
+        for step in (1, -1, 2, -2):
+            for modulus in self.pools.ints:
+                if modulus >= 2 and all((s + step) % modulus == t for s, t in zip(src, dst)):
+                    return [then(P.mod_c(modulus), P.add_c(step))]
+        return []
+
+    def _marks(self, entry: Entry) -> list[tuple[Lam, np.ndarray]]:
+        """(sign test, where it holds) for every sign test that is not constant here."""
+        out = []
+        for test in self._sign_tests:
+            sem = self.ev.map(test, entry.sem)
+            if sem is None:
+                continue
+            m = self.u.as_bools()[sem.codes[: self.n]].astype(bool) & self.imask
+            if m.any() and not (m == self.imask).all():
+                out.append((test, m))
+        return out
+
+    def quantifier(self, entry: Entry) -> None:
+        """Sequence target = [own test at i] and/or whether some j in scope has mark(e_j)."""
+        marks = self._marks(entry)
+        if not marks:
+            return
+        truth, imask = self.truth, self.imask
+        for mark, m in marks:
+            key = hash((m.tobytes(), mark.key))
+            if key in self._quantified:
+                continue
+            self._quantified.add(key)
+            for scope in B.SCOPES:
+                a = _any_in_scope(m, scope) & imask
+                if (truth == (~a & imask)).all():
+                    self._propose_tree(B.quantified(entry.node, mark, scope, some=False))
+                elif (truth == a).all():
+                    self._propose_tree(B.quantified(entry.node, mark, scope, some=True))
+                elif not (truth & a).any():  # target = own(e_i) and none in scope
+                    for own, o in marks:
+                        if (truth == (o & ~a & imask)).all():
+                            self._propose_tree(B.quantified(entry.node, mark, scope, some=False, own=own))
+                elif ((truth | ~a) & imask == imask).all():  # target = own(e_i) or some in scope
+                    for own, o in marks:
+                        if (truth == ((o | a) & imask)).all():
+                            self._propose_tree(B.quantified(entry.node, mark, scope, some=True, own=own))
+
+    def _globals(self) -> list[tuple[Entry, np.ndarray, list[tuple[Entry, Lam]], np.ndarray]]:
+        """Context counts that are one number per input (length, how many x...), each with
+        its candidate guards g(y, z) against the others, evaluated per input. Cached: the
+        context only grows, and only early in the search."""
+        if self._globals_cache is not None and self._globals_cache[0] == len(self.context):
+            return self._globals_cache[1]
+        counts = []
+        for w in self.context:
+            if w.kind != "int" or w.node.op is not Op.WIDTH:
+                continue
+            ints = self.u.as_ints()[w.sem.codes[: self.n]]
+            if ((ints == ints[:, :1]) | ~self.imask).all():
+                counts.append((w, ints[:, 0]))
+        out = []
+        for y_entry, y in counts:
+            others = [(z_entry, z) for z_entry, z in counts if z_entry.node is not y_entry.node]
+            guards = [(z_entry, g.lam) for z_entry, _ in others for g in P.INT_COMPARISONS]
+            holds = np.array([g.lam.call(y, z) for _, z in others for g in P.INT_COMPARISONS], dtype=bool)
+            out.append((y_entry, y, guards, holds.reshape(len(guards), self.n)))
+        self._globals_cache = (len(self.context), out)
+        return out
+
+    def relation(self, entry: Entry) -> None:
+        """Broadcast target = no position j has R(e_j, y) [and a guard g(y, z)]."""
+        if entry.node.op is not Op.WIDTH:
+            return  # counts per position (balances, ranks) are what is compared with a total
+        x = self.u.as_ints()[entry.sem.codes[: self.n]]
+        if ((x == x[:, :1]) | ~self.imask).all():
+            return  # a global count: nothing to quantify over
+        globals_ = self._globals()
+        if not globals_:
+            return
+        target = self.truth[:, 0]
+        ys = np.stack([y for _, y, _, _ in globals_])  # [G, n]
+        for name, rel in _RELATIONS.items():
+            violated = (rel(x[None], ys[:, :, None]) & self.imask[None]).any(-1)  # [G, n]
+            # never (always) violated: x adds nothing; violated where the target holds: no fit
+            useful = violated.any(1) & ~violated.all(1) & ~(violated & target[None]).any(1)
+            for gi in np.flatnonzero(useful):
+                y_entry, _, guards, holds = globals_[gi]
+                a = violated[gi]
+                if y_entry.node is entry.node:
+                    continue
+                if (target == ~a).all():
+                    self._propose_tree(B.none_related(entry.node, y_entry.node, P.BY_NAME[name]))
+                    continue
+                free = ~a
+                for i in np.flatnonzero((holds[:, free] == target[free]).all(-1)) if guards else ():
+                    z_entry, g = guards[i]
+                    self._propose_tree(B.none_related(entry.node, y_entry.node, P.BY_NAME[name],
+                                                      guard=(z_entry.node, g)))
 
     def finish(self, node: Node, sem: Sem, arr: np.ndarray) -> None:
         """One unary function from this expression onto the target."""

@@ -8,7 +8,13 @@ before emitting, Maps are folded where tracr allows it with the same meaning:
   ``Select(k, q, lambda k, q: k == f(q))``;
 * Maps feeding or following a SequenceMap become part of its function;
 * a Map feeding a categorical Aggregate moves after it (the selector picks exactly one
-  position, so ``Aggregate(s, f(v)) == f(Aggregate(s, v))``).
+  position, so ``Aggregate(s, f(v)) == f(Aggregate(s, v))``), unless it is an int code
+  read over several equal positions (``Lam.movable``);
+* a SequenceMap of a SequenceMap and one of that one's inputs is one SequenceMap of the
+  two inputs (``f(g(x, y), y)``): two stacked MLPs would cost a layer;
+* a zero test of a SelectorWidth becomes a zero test of a numerical mean of a 1 over the
+  same selector when that saves a layer (the mean is attention only; SelectorWidth needs
+  an MLP after its attention).
 
 ``tracr_layers`` re-implements tracr's layer allocation (craft_graph_to_model) and the
 assembler's packing, so the count equals the compiled model's ``num_layers``.
@@ -17,8 +23,10 @@ assembler's packing, so the count equals the compiled model's ``num_layers``.
 from __future__ import annotations
 
 import collections
+from typing import Any
 
 from autoconn.inducers.search.dsl import Lam, Node, Op, Pred, paren
+from autoconn.inducers.search.primitives import BY_NAME
 
 
 def then(outer: Lam, inner: Lam) -> Lam:
@@ -69,6 +77,9 @@ class _Lowerer:
             fn = node.fn.after(fa, fb) if (fa or fb) else node.fn
             if a is b:
                 return self.node(Op.MAP, (a,), fn.diagonal())
+            nested = _fold_nested(a, b, fn)
+            if nested is not None:
+                return self.node(Op.SEQMAP, nested[0], nested[1])
             return self.node(Op.SEQMAP, (a, b), fn)
         if op is Op.SELECT:
             k, fk = self._unwrap(kids[0])
@@ -79,7 +90,7 @@ class _Lowerer:
             return self.node(Op.SELECT, (k, q), pred=pred)
         if op is Op.AGGREGATE:
             sel, v = kids
-            if v.op is Op.MAP:
+            if v.op is Op.MAP and v.fn.movable:
                 inner = self.node(Op.AGGREGATE, (sel, v.children[0]))
                 return self.node(Op.MAP, (inner,), v.fn)
             return self.node(Op.AGGREGATE, (sel, v))
@@ -88,11 +99,99 @@ class _Lowerer:
         raise ValueError(f"cannot lower {op}")
 
 
+def _fold_nested(a: Node, b: Node, fn: Lam) -> tuple[tuple[Node, Node], Lam] | None:
+    """f(g(x, y), y) (or f(x, g(x, y)), in any argument order) over the same two inputs is
+    one SequenceMap of x and y: one MLP instead of two stacked ones (one layer fewer)."""
+    call, text = fn.call, fn.text
+    if a.op is Op.SEQMAP and b in a.children:
+        g, (x, y) = a.fn, a.children
+        second = 0 if b is x else 1
+        return (x, y), Lam(2, lambda u, v: call(g.call(u, v), (u, v)[second]),
+                           lambda u, v: text(paren(g.text(u, v)), (u, v)[second]), fn.slug, fn.tier)
+    if b.op is Op.SEQMAP and a in b.children:
+        g, (x, y) = b.fn, b.children
+        first = 0 if a is x else 1
+        return (x, y), Lam(2, lambda u, v: call((u, v)[first], g.call(u, v)),
+                           lambda u, v: text((u, v)[first], paren(g.text(u, v))), fn.slug, fn.tier)
+    return None
+
+
+MEAN_PROBE = range(1, 65)  # widths a zero test is checked on (beyond any max_seq_len we compile)
+
+
+def _zero_test(fn: Lam) -> tuple[Any, Any] | None:
+    """(f(0), f(n > 0)) when a unary f only tells zero from non-zero, else None."""
+    try:
+        positive = {repr(fn.call(n)) for n in MEAN_PROBE}
+        if len(positive) != 1:
+            return None
+        return fn.call(0), fn.call(1)
+    except Exception:  # noqa: BLE001 - not a function of a count
+        return None
+
+
+def _zero_lam(at_zero: Any, otherwise: Any) -> Lam:
+    """The same test on a mean of a numerical 1 (0 exactly when nothing is selected)."""
+    if (at_zero, otherwise) == (True, False):
+        return Lam(1, lambda m: m == 0, lambda m: f"{m} == 0", "none")
+    if (at_zero, otherwise) == (False, True):
+        return Lam(1, lambda m: m != 0, lambda m: f"{m} != 0", "some")
+    return Lam(1, lambda m: at_zero if m == 0 else otherwise, lambda m: f"{at_zero!r} if {m} == 0 else {otherwise!r}",
+               "zero_test")
+
+
+ONE_IF_ANY = Lam(1, lambda n: 1 if n > 0 else 0, lambda n: f"1 if {n} > 0 else 0", "one")
+
+
+class _Meanifier(_Lowerer):
+    """Rewrites ``f(SelectorWidth(s))`` with f a zero test as ``f'(mean(s, 1))``: the
+    numerical mean is attention only, SelectorWidth needs an MLP after its attention, so the
+    test fits in the attention's own layer. The numerical 1 is ``1 if length > 0 else 0``
+    (value set {0, 1}: a mean of a constant 1 could never be inferred to be 0)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._one: Node | None = None
+
+    def one(self) -> Node:
+        if self._one is None:
+            tokens = self.node(Op.TOKENS, ())
+            length = self.node(Op.WIDTH, (self.node(Op.SELECT, (tokens, tokens), pred=BY_NAME["TRUE"]),))
+            self._one = self.node(Op.NUMMAP, (length,), ONE_IF_ANY)
+        return self._one
+
+    def _lower(self, node: Node) -> Node:
+        if node.op is Op.MAP and node.children[0].op is Op.WIDTH:
+            test = _zero_test(node.fn)
+            if test is not None:
+                sel = self.lower(node.children[0].children[0])
+                mean = self.node(Op.MEAN, (sel, self.one()))
+                return self.node(Op.MAP, (mean,), _zero_lam(*test))
+        if node.op in (Op.TOKENS, Op.INDICES):
+            return self.node(node.op, ())
+        kids = tuple(self.lower(c) for c in node.children)
+        return self.node(node.op, kids, node.fn, node.pred)
+
+
 def lower(root: Node) -> Node:
-    """The foldable Maps folded, shared subexpressions kept shared, and rasp.tokens in the
-    graph (tracr refuses a program without it)."""
+    """The foldable Maps folded, shared subexpressions kept shared, zero tests of counts
+    made numerical means when that saves a layer, and rasp.tokens in the graph (tracr
+    refuses a program without it)."""
+    program = _lower_plain(root)
+    if any(n.op is Op.MAP and n.children[0].op is Op.WIDTH for n in program.walk()):
+        meanifier = _Meanifier()
+        meaned = _add_tokens(meanifier, meanifier.lower(program))
+        if tracr_layers(meaned) < tracr_layers(program):
+            return meaned
+    return program
+
+
+def _lower_plain(root: Node) -> Node:
     lowerer = _Lowerer()
-    program = lowerer.lower(root)
+    return _add_tokens(lowerer, lowerer.lower(root))
+
+
+def _add_tokens(lowerer: _Lowerer, program: Node) -> Node:
     if any(n.op is Op.TOKENS for n in program.walk()):
         return program
     tokens = lowerer.node(Op.TOKENS, ())

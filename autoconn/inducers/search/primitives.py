@@ -193,6 +193,12 @@ def unary_library(values: Sequence[Any], pools: Pools, *, constants: bool = Fals
     return out
 
 
+def sign_tests() -> list[Lam]:
+    """Comparisons of an int with 0 and +-1: the tests a running count or balance is put to
+    (``balance < 0``, ``count == 0``...), used by the quantifier goals."""
+    return [f(c) for c in (0, 1, -1) for f in (lt_c, gt_c, eq_c, ne_c)]
+
+
 # ---- binary functions -------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -217,6 +223,14 @@ INT_BINARY = (
     _b(lambda x, y: x <= y, lambda x, y: f"{x} <= {y}", "le", False, 2),
     _b(lambda x, y: x % y if y else 0, lambda x, y: f"{x} % {y} if {y} else 0", "mod", False),
     _b(lambda x, y: x // y if y else 0, lambda x, y: f"{x} // {y} if {y} else 0", "div", False, 2),
+)
+# Int comparisons both ways round (a guard g(y, z) keeps y first).
+INT_COMPARISONS = (
+    EQ2, NE2,
+    _b(lambda x, y: x < y, lambda x, y: f"{x} < {y}", "lt", False),
+    _b(lambda x, y: x <= y, lambda x, y: f"{x} <= {y}", "le", False),
+    _b(lambda x, y: x > y, lambda x, y: f"{x} > {y}", "gt", False),
+    _b(lambda x, y: x >= y, lambda x, y: f"{x} >= {y}", "ge", False),
 )
 BOOL_BINARY = (
     _b(lambda x, y: x and y, lambda x, y: f"{x} and {y}", "and", True),
@@ -294,3 +308,17 @@ def _product(name: str, second: Pred) -> Pred:
 
 # On (a, b) keys and queries: same a, and b compared (earlier/later occurrences of a value).
 PRODUCT = tuple(_product(n.lower(), BY_NAME[n]) for n in ("LT", "GT", "LEQ", "GEQ", "NEQ"))
+
+
+def _dominance(value_op: str, earlier: bool) -> Pred:
+    ops = {">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b}
+    vc, ic = ops[value_op], (lambda a, b: a < b) if earlier else (lambda a, b: a > b)
+    side = "<" if earlier else ">"
+    return Pred(lam2(lambda k, q: vc(k[0], q[0]) and ic(k[1], q[1]),
+                     lambda k, q: f"{k}[0] {value_op} {q}[0] and {k}[1] {side} {q}[1]", "dominates"), None)
+
+
+# On (value, position) keys against themselves: an earlier (later) position with a value at
+# least as large / larger / ... -- 2-D dominance counts: running records (prefix maxima and
+# minima), inversions. Lexicographic order cannot express them.
+DOMINANCE = tuple(_dominance(op, earlier) for earlier in (True, False) for op in (">=", ">", "<=", "<"))
