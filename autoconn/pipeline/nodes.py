@@ -135,8 +135,10 @@ def make_nodes(resources: Resources) -> dict[str, Callable[[InductionState], dic
             except Exception as error:  # an inducer failing (endpoint down...) moves on to the next one
                 proposed, problem = [], f"{type(error).__name__}: {error}"
             usage = add_usage(usage, active, before, inducer_usage(inducer))
+            transcript = getattr(inducer, "last_transcript", None)
+            saved = log(state).save_transcript(active, usage[active]["rounds"], transcript) if transcript else None
             log(state).event("induce", inducer=active, proposed=len(proposed), error=problem or None,
-                             usage=usage.get(active))
+                             usage=usage.get(active), transcript=saved)
             if proposed:
                 break
             position = chain.index(active)

@@ -49,6 +49,14 @@ class RunLog:
         path.write_text(source, encoding="utf-8")
         return str(path)
 
+    def save_transcript(self, inducer: str, call: int, transcript: Any) -> str:
+        """An inducer's own record of one call (the LLM's messages and raw replies), for a person
+        asking why the model wrote what it wrote."""
+        path = self.dir / inducer / f"{call:03d}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(transcript, indent=2, default=str) + "\n", encoding="utf-8")
+        return str(path)
+
     def write_summary(self, summary: dict[str, Any]) -> None:
         (self.dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
 

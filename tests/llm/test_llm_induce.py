@@ -110,6 +110,10 @@ def test_wrong_program_then_repair_from_counterexamples(tmp_path: Path, length_t
     assert "rejected at the check stage" in turn and "Counterexamples:" in turn
     assert "expected [1], your program gave [3]" in turn  # the shortest counterexample, with what it got
     assert_no_heldout_example_sent(server, length_task)
+    transcripts = sorted((tmp_path / "runs" / summary["run_id"] / "llm").glob("*.json"))
+    assert len(transcripts) == 2  # one per round, for a person reading the run
+    saved = json.loads(transcripts[1].read_text())
+    assert saved[0]["messages"][-1]["content"] == turn and WRONG_CONSTANT.strip() not in saved[0]["replies"][0]
 
 
 def test_heldout_failure_is_reported_without_its_examples(tmp_path: Path, length_task: Path):

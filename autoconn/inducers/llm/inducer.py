@@ -63,6 +63,7 @@ class LLMInducer:
     name: str = "llm"
     compare_candidates: bool = True  # samples are unordered: verify all that pass, keep the smallest
     last_demonstrations: list[str] = field(default_factory=list)
+    last_transcript: list[dict[str, Any]] = field(default_factory=list)  # the pipeline saves it in the run folder
     _demo_cache: dict[str, Demonstration] = field(default_factory=dict)
 
     @classmethod
@@ -84,8 +85,14 @@ class LLMInducer:
         tried = {normalized(f.source) for f in feedback}
         round_number = 1 + len(feedback) // samples
         candidates: list[Candidate] = []
+        self.last_transcript = []
         for follow_up in range(MAX_NO_CODE_TURNS + 1):
-            replies = self._sample(messages, samples, budget_seconds)
+            try:
+                replies = self._sample(messages, samples, budget_seconds)
+            except Exception as error:
+                self.last_transcript.append({"messages": messages, "error": str(error)})
+                raise
+            self.last_transcript.append({"messages": messages, "replies": replies, "demonstrations": self.last_demonstrations})
             no_code = None
             for index, reply in enumerate(replies):
                 source = extract_program(reply)
