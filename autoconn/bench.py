@@ -18,7 +18,9 @@ from autoconn.pipeline.graph import run_induction
 from autoconn.pipeline.nodes import Resources
 from autoconn.pipeline.runlog import new_run_id
 from autoconn.pipeline.state import RunConfig
-from autoconn.task import TaskError, load_task
+from autoconn.conn.artifact import LibraryError
+from autoconn.oracle import OracleError, OracleSpec, check_oracle, has_rule
+from autoconn.task import MIN_THREE_SETS, TaskError, load_task, split_task
 
 TIERS = ("easy", "medium", "hard")
 
@@ -34,6 +36,9 @@ class BenchRow:
     parameters: Optional[int]
     heldout_accuracy: Optional[float]
     reason: Optional[str]
+    verified_length: Optional[int] = None  # inputs up to this length are proven
+    compiled_length: Optional[int] = None
+    verified_how: Optional[str] = None  # examples | oracle
     rounds: int = 0  # inducer calls (LLM rounds)
     calls: int = 0  # LLM API calls
     tokens: int = 0  # LLM prompt + completion tokens
@@ -64,9 +69,25 @@ def task_files(directory: Path, only: Optional[list[str]] = None) -> list[Path]:
     return files
 
 
+def oracle_for(oracle_file: Optional[Path], stem: str) -> Optional[str]:
+    """FILE.py:stem when the oracle file defines a function named like the task (else None)."""
+    if oracle_file is None:
+        return None
+    spec = OracleSpec(str(oracle_file), stem)
+    return str(spec) if stem.isidentifier() and has_rule(spec) else None
+
+
+def failed_row(path: Path, tier: str, why: str) -> BenchRow:
+    return BenchRow(path.stem, tier, False, 0.0, 0, None, None, None, why)
+
+
 def run_bench(directory: Path, *, inducer: str, open_sandbox: Callable[[], Any], budget: float, max_attempts: int,
               only: Optional[list[str]] = None, on_task: Callable[[str, Optional[BenchRow]], None] = lambda n, r: None,
-              workdir: Optional[Path] = None, llm_options: Optional[dict[str, Any]] = None) -> list[BenchRow]:
+              workdir: Optional[Path] = None, llm_options: Optional[dict[str, Any]] = None,
+              oracle_file: Optional[Path] = None) -> list[BenchRow]:
+    """Each task against the same frozen library: registrations go to a scratch library, so no
+    task's CoNN becomes a demonstration for the next one. A bad task file (or oracle) is that
+    task's failure, with the reason; the others still run."""
     tiers = read_tiers(directory)
     scratch = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="autoconn-bench-"))
     rows: list[BenchRow] = []
@@ -74,10 +95,16 @@ def run_bench(directory: Path, *, inducer: str, open_sandbox: Callable[[], Any],
     try:
         for path in task_files(directory, only):
             on_task(path.stem, None)
+            tier = tiers.get(path.stem, "?")
             try:
                 task = load_task(path)
-            except TaskError as error:
-                rows.append(BenchRow(path.stem, tiers.get(path.stem, "?"), False, 0.0, 0, None, None, None, f"bad task file: {error}"))
+                oracle = oracle_for(oracle_file, path.stem)
+                if oracle:
+                    check_oracle(OracleSpec.parse(oracle), task)
+                sealed_set = oracle is None or len(task.examples) >= MIN_THREE_SETS
+                split_task(task, sealed=sealed_set)
+            except (TaskError, OracleError) as error:
+                rows.append(failed_row(path, tier, f"bad task file: {error}"))
                 on_task(path.stem, rows[-1])
                 continue
             inducers, chain = make_inducers(inducer, (), llm_options)
@@ -85,13 +112,20 @@ def run_bench(directory: Path, *, inducer: str, open_sandbox: Callable[[], Any],
             config = RunConfig(run_id=new_run_id(task.name), task_path=str(path), name=task.name, description=None,
                                max_seq_len=None, library_dir=str(scratch / "conns"), runs_dir=str(scratch / "runs"),
                                inducer=inducer, candidates=[], sandbox="shared", budget_seconds=budget,
-                               max_attempts=max_attempts, batch_size=5, force=True, llm=dict(llm_options or {}))
-            summary = run_induction(resources, config).summary()
-            rows.append(BenchRow(task=task.name, tier=tiers.get(path.stem, "?"), solved=summary["status"] == "verified",
+                               max_attempts=max_attempts, batch_size=5, force=True, llm=dict(llm_options or {}),
+                               oracle=oracle, sealed_set=sealed_set)
+            try:
+                summary = run_induction(resources, config).summary()
+            except (TaskError, OracleError, LibraryError) as error:
+                rows.append(failed_row(path, tier, f"{type(error).__name__}: {error}"))
+                on_task(path.stem, rows[-1])
+                continue
+            rows.append(BenchRow(task=task.name, tier=tier, solved=summary["status"] == "verified",
                                  seconds=float(summary["seconds"]), attempts=int(summary["attempts"]),
                                  layers=summary["layers"], parameters=summary["parameters"],
                                  heldout_accuracy=summary["heldout_accuracy"], reason=summary["reason"],
-                                 **usage_columns(summary["inducer_usage"])))
+                                 verified_length=summary["verified_length"], compiled_length=summary["compiled_max_seq_len"],
+                                 verified_how=summary["verified_how"], **usage_columns(summary["inducer_usage"])))
             on_task(path.stem, rows[-1])
     finally:
         sandbox.close()
@@ -113,8 +147,11 @@ def rates(rows: list[BenchRow]) -> dict[str, Any]:
 
     by_tier = {tier: rate([r for r in rows if r.tier == tier]) for tier in sorted({r.tier for r in rows})}
     solved_seconds = [r.seconds for r in rows if r.solved]
+    every_length = [r.task for r in rows if r.solved and r.verified_length is not None and r.verified_length == r.compiled_length]
     return {"overall": rate(rows), "tiers": by_tier,
-            "median_seconds_solved": statistics.median(solved_seconds) if solved_seconds else None}
+            "median_seconds_solved": statistics.median(solved_seconds) if solved_seconds else None,
+            "proven_every_length": len(every_length),
+            "not_proven_every_length": [r.task for r in rows if r.solved and r.task not in every_length]}
 
 
 def to_json(rows: list[BenchRow]) -> dict[str, Any]:

@@ -12,30 +12,39 @@ from typing import Any, Mapping, Optional, Sequence
 
 from autoconn import __version__
 from autoconn.conn.compile import CompileSettings
-from autoconn.conn.verify import Verification, verify_outputs
+from autoconn.conn.verify import Verification
 from autoconn.fusion.metadata import FusionOverrides, FusionSpec, build_spec
 from autoconn.task import Example, Task
 
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    """The sandbox's answer for one candidate and, when it compiled, how its outputs scored."""
+    """The sandbox's answer for one candidate and, when it compiled, how its weights scored
+    here on the host (the sandbox's own account of its outputs is never used)."""
 
     result: Any  # autoconn.sandbox.protocol.JobResult
     verification: Verification | None
+    oracle: Verification | None = None
+    problem: str = ""  # the program compiled but cannot be this task's CoNN (output kind, weights)
 
     @property
     def passed(self) -> bool:
-        return bool(self.result.ok) and self.verification is not None and self.verification.passed
+        return (bool(self.result.ok) and not self.problem and self.verification is not None and self.verification.passed
+                and (self.oracle is None or self.oracle.passed))
 
     def reason(self) -> str:
         """One short paragraph: why the candidate failed (empty when it passed)."""
         if not self.result.ok:
             return f"{self.result.stage}: {self.result.error}"
-        if self.verification is None or self.verification.passed:
-            return ""
-        v = self.verification
-        return f"wrong on {v.total - v.correct} of {v.total} examples"
+        if self.problem:
+            return self.problem
+        for what, v in (("examples", self.verification), ("oracle inputs", self.oracle)):
+            if v is not None and not v.passed:
+                return f"wrong on {v.total - v.correct} of {v.total} {what}"
+        return ""
+
+
+COMPILE_INPUTS = 8  # examples the worker runs after compiling (a smoke test; the verdict is the host's)
 
 
 def make_job(source: str, task: Task, settings: CompileSettings, examples: Sequence[Example],
@@ -63,12 +72,27 @@ def output_kind_problem(task: Task, result: Any) -> str:
 
 
 def check_source(sandbox: Any, source: str, task: Task, settings: CompileSettings,
-                 examples: Sequence[Example], *, want_weights: bool = True) -> CheckOutcome:
-    """Runs the candidate in the sandbox on `examples` and scores the compiled model's outputs."""
-    result = sandbox.run(make_job(source, task, settings, examples, want_weights=want_weights))
-    if not result.ok or result.model_outputs is None:
+                 examples: Sequence[Example], *, oracle: Sequence[Example] = ()) -> CheckOutcome:
+    """Compiles the candidate in the sandbox, then scores the returned weights on `examples`
+    (and `oracle` inputs) here, with the host's runtime. The worker sees only a few examples."""
+    from autoconn.conn.runtime import ConnRuntime, ConnSpec
+    from autoconn.conn.verify import score_runtime
+
+    shown = sorted(examples, key=lambda e: len(e.inputs))[:COMPILE_INPUTS]
+    result = sandbox.run(make_job(source, task, settings, shown))
+    if not result.ok:
         return CheckOutcome(result, None)
-    return CheckOutcome(result, verify_outputs(examples, result.model_outputs, task.output_kind))
+    if not result.weights_path or not result.spec:
+        return CheckOutcome(result, None, problem="the sandbox returned no weights")
+    if problem := output_kind_problem(task, result):
+        return CheckOutcome(result, None, problem=problem)
+    try:
+        runtime = ConnRuntime.load(result.weights_path, ConnSpec.from_json(result.spec))
+    except (ValueError, KeyError, OSError) as error:
+        return CheckOutcome(result, None, problem=f"the returned weights cannot be loaded: {error}")
+    scored = score_runtime(runtime, examples, task.output_kind)
+    by_oracle = score_runtime(runtime, oracle, task.output_kind) if oracle else None
+    return CheckOutcome(result, scored, by_oracle)
 
 
 def display_path(path: str) -> str:
@@ -80,9 +104,10 @@ def display_path(path: str) -> str:
 
 
 def conn_metadata(task: Task, settings: CompileSettings, size: dict[str, Any], spec: dict[str, Any],
-                  verification: Verification, provenance: dict[str, Any], *,
+                  verified: dict[str, Any], provenance: dict[str, Any], *,
                   fusion: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-    """conn.json content (DESIGN.md): what a reviewer and the fusion step need to know.
+    """conn.json content (DESIGN.md): what a reviewer and the fusion step need to know;
+    `verified` is the record autoconn.verdict.make_record built.
 
     `fusion` is the validated FusionSpec.to_json() (see fusion_for_task); without it the
     default spec for the task's own name is stored."""
@@ -98,7 +123,7 @@ def conn_metadata(task: Task, settings: CompileSettings, size: dict[str, Any], s
         "compiler": settings.to_json(),
         "size": size,
         "spec": spec,
-        "verification": verification.to_json(max_failures=0),
+        "verified": verified,
         "provenance": {"autoconn_version": __version__, "tracr": "tracr-pypi 1.0.0", **provenance},
         "task": {"name": task.name, "path": display_path(task.path), "sha256": task.sha256, "examples": len(task.examples)},
         "fusion": fusion,

@@ -12,14 +12,37 @@ from typing import Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from typer.core import TyperGroup
 
 from autoconn.conn.artifact import Library, LibraryError
 from autoconn.task import TaskError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+class ClearErrors(TyperGroup):
+    """Every known error of a command becomes one clear line and its exit code, never a traceback:
+    bad input or usage (task files, names, the library, oracles, fusion specs, an unusable
+    sandbox, a full or read-only disk) exits 2."""
+
+    def invoke(self, ctx: Any) -> Any:
+        import errno
+
+        try:
+            return super().invoke(ctx)
+        except usage_error_types() as error:
+            fail_usage(str(error))
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT):
+                raise
+            from autoconn.conn.artifact import os_problem
+
+            fail_usage(os_problem(error, "writing"))
+
+
+app = typer.Typer(cls=ClearErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="AutoCoNN: induce, compile, verify and register compiled transformers (CoNNs).")
-sandbox_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="The isolation that runs candidate programs.")
+sandbox_app = typer.Typer(cls=ClearErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="The isolation that runs candidate programs.")
 app.add_typer(sandbox_app, name="sandbox")
 
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)  # no 80-column cut in pipes
@@ -39,7 +62,7 @@ JOIN_HELP = "Fusion: what separates written outputs: '' or ' ' (default '' when 
 
 
 def fail_usage(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     raise typer.Exit(EXIT_USAGE)
 
 
@@ -56,6 +79,17 @@ def fusion_overrides(trigger: Optional[str], operand_start: Optional[str], split
                            output_positions=output_positions, output_join=output_join)
 
 
+def check_fusion(name: str, task: Any, overrides: dict[str, Any]) -> None:
+    """Refuses fusion flags that cannot work for this CoNN, before any work (exit 2)."""
+    from autoconn.checking import fusion_for_task
+    from autoconn.fusion.metadata import FusionSpecError
+
+    try:
+        fusion_for_task(name, task, overrides)
+    except FusionSpecError as error:
+        fail_usage(f"fusion: {error}")
+
+
 def parse_token(text: str, vocab: list[Any]) -> Any:
     """`autoconn run` takes tokens as words; map each back to the vocab's own type."""
     for token in vocab:
@@ -67,22 +101,49 @@ def parse_token(text: str, vocab: list[Any]) -> Any:
     return text
 
 
+ORACLE_HELP = ("Your rule in Python, FILE.py:FUNCTION (tokens in; a list, one value, or None outside its domain out): "
+               "the compiled CoNN is checked at every length up to max_seq_len, and its inputs become the sealed test.")
+NO_SEALED_HELP = "Use no sealed test set (for a file too small for three sets): the verdict is then NOT held out, and says so."
+LIMIT_HELP = "Raise a task-size limit: line-bytes=N, examples=N, output-values=N, max-seq-len=N (repeatable)."
+QUIET_HELP = "No progress on stderr."
+
+
+def parse_limits(items: list[str]) -> Any:
+    from autoconn.task import Limits
+
+    try:
+        return Limits.parse(items)
+    except ValueError as error:
+        fail_usage(str(error))
+
+
+def finite_budget(budget: float) -> None:
+    import math
+
+    if not math.isfinite(budget) or budget <= 0:
+        fail_usage(f"--budget {budget}: give a finite number of seconds above 0")
+
+
 @app.command()
 def induce(
     task_file: Optional[Path] = typer.Argument(None, metavar="TASK.jsonl", help="Input/output examples of the rule."),
-    name: Optional[str] = typer.Option(None, "--name", help="Library name (default: the file's stem or the header's name)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Library name (default: the header's name or the file's stem)."),
     description: Optional[str] = typer.Option(None, "--description", help="What the rule is, in words."),
     inducer: str = typer.Option("auto", "--inducer", help="auto (the LLM when configured, else search), search, llm, or files."),
     candidates: list[Path] = typer.Option([], "--candidate", help="With --inducer files: a program to try (repeatable, in order)."),
     sandbox: str = typer.Option("auto", "--sandbox", help=SANDBOX_HELP),
     max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Compiled length (default: twice the longest example)."),
+    oracle: Optional[str] = typer.Option(None, "--oracle", metavar="FILE.py:FUNC", help=ORACLE_HELP),
+    no_sealed: bool = typer.Option(False, "--no-sealed", help=NO_SEALED_HELP),
     out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run logs and checkpoints go."),
     budget: float = typer.Option(300.0, "--budget", help="Seconds of work before giving up."),
     max_attempts: int = typer.Option(40, "--max-attempts", help="Candidates to check before giving up."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing CoNN of the same name."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing CoNN of the same name (also with --resume)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run (its RUN_ID)."),
+    limit: list[str] = typer.Option([], "--limit", metavar="NAME=N", help=LIMIT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
+    quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
     trigger: Optional[str] = typer.Option(None, "--trigger", help=TRIGGER_HELP),
     operand_start: Optional[str] = typer.Option(None, "--operand-start", help=OPERAND_START_HELP),
     split: Optional[str] = typer.Option(None, "--split", help=SPLIT_HELP),
@@ -93,20 +154,29 @@ def induce(
     samples: Optional[int] = typer.Option(None, "--samples", min=1, max=16, help=SAMPLES_HELP),
     temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, max=2.0, help=TEMPERATURE_HELP),
 ) -> None:
-    """Find a RASP program for the examples, compile it, verify it on held-out examples, register it."""
+    """Find a RASP program for the examples, compile it, verify it on a sealed test set (and your
+    oracle, if given) by running the compiled model, and register it.
+
+    The examples split by a hash of each input into three sets: induction (what the inducer
+    sees), validation (held out; its counterexamples may be shown for repair) and sealed (never
+    shown to any inducer; only it, and the oracle, give the verdict). The longest length goes
+    to validation and sealed both. The CoNN records the length it is proven up to and refuses
+    longer inputs unless asked for."""
     from autoconn.conn.artifact import check_name
     from autoconn.inducers import InducerUnavailable, make_inducers
     from autoconn.pipeline.graph import run_induction
     from autoconn.pipeline.nodes import Resources
     from autoconn.pipeline.runlog import RunLog, new_run_id
     from autoconn.pipeline.state import RunConfig
-    from autoconn.sandbox import SandboxUnavailable, open_sandbox
-    from autoconn.task import load_task
+    from autoconn.sandbox import open_sandbox
+    from autoconn.task import MIN_THREE_SETS, load_task, split_task
 
     if sandbox not in ("auto", "docker", "process"):
         fail_usage(f"--sandbox {sandbox!r}: choose auto, docker or process")
-    if budget <= 0 or max_attempts < 1:
-        fail_usage("--budget must be positive and --max-attempts at least 1")
+    finite_budget(budget)
+    if max_attempts < 1:
+        fail_usage("--max-attempts must be at least 1")
+    limits = parse_limits(limit)
     config: Optional[RunConfig] = None
     cli_llm_options = {"model": model, "base_url": base_url, "samples": samples, "temperature": temperature}
     llm_options = cli_llm_options | {"library_dir": str(out_dir)}
@@ -117,24 +187,23 @@ def induce(
         start = saved.events()[0].get("config", {}) if saved.events() else {}
         kind, paths, box = start.get("inducer", inducer), start.get("candidates", []), start.get("sandbox", sandbox)
         llm_options = (start.get("llm") or {}) | {k: v for k, v in cli_llm_options.items() if v is not None}
+        Library(start.get("library_dir", out_dir)).check_writable()
     else:
         if task_file is None:
             fail_usage("give a TASK.jsonl file (or --resume RUN_ID)")
-        try:
-            task = load_task(task_file, name=name, description=description, max_seq_len=max_seq_len)
-            check_name(task.name)
-        except (TaskError, LibraryError) as error:
-            fail_usage(str(error))
-        if Library(out_dir).exists(task.name) and not force:
+        task = load_task(task_file, name=name, description=description, max_seq_len=max_seq_len, limits=limits)
+        check_name(task.name)
+        oracle_spec = _checked_oracle(oracle, task) if oracle else None
+        sealed_set = not no_sealed and (oracle_spec is None or len(task.examples) >= MIN_THREE_SETS)
+        split_task(task, sealed=sealed_set)  # a file too small for its sets is refused now, before any work
+        library = Library(out_dir)
+        library.check_writable()
+        if library.exists(task.name) and not force:
             fail_usage(f"a CoNN named {task.name!r} already exists in {out_dir}; pick another --name or pass --force")
         from autoconn.checking import fusion_for_task
-        from autoconn.fusion.metadata import FusionSpecError
 
         overrides = fusion_overrides(trigger, operand_start, split, output_positions, output_join).to_json()
-        try:
-            fusion_for_task(task.name, task, overrides)
-        except FusionSpecError as error:
-            fail_usage(f"fusion: {error}")
+        check_fusion(task.name, task, overrides)
         for path in candidates:
             if not path.is_file():
                 fail_usage(f"--candidate {path}: no such file")
@@ -142,19 +211,18 @@ def induce(
         config = RunConfig(run_id=new_run_id(task.name), task_path=str(task_file), name=task.name, description=description,
                            max_seq_len=max_seq_len, library_dir=str(out_dir), runs_dir=str(runs_dir), inducer=inducer,
                            candidates=paths, sandbox=sandbox, budget_seconds=budget, max_attempts=max_attempts,
-                           batch_size=5, force=force, fusion=overrides, llm=llm_options)
+                           batch_size=5, force=force, fusion=overrides, llm=llm_options,
+                           oracle=str(oracle_spec) if oracle_spec else None, sealed_set=sealed_set)
     try:
         inducers, chain = make_inducers(kind, paths, llm_options)
     except InducerUnavailable as error:
         fail_usage(str(error))
-    progress = InductionProgress(err)
+    progress = InductionProgress(err, budget, quiet=quiet)
     resources = Resources(inducers=inducers, inducer_chain=chain, open_sandbox=lambda: open_sandbox(box),
                           on_event=progress.event)
     try:
         with progress:
-            outcome = run_induction(resources, config, resume_run=resume, runs_dir=str(runs_dir))
-    except SandboxUnavailable as error:
-        fail_usage(str(error))
+            outcome = run_induction(resources, config, resume_run=resume, runs_dir=str(runs_dir), force=force)
     except FileNotFoundError as error:
         fail_usage(str(error))
     summary = outcome.summary()
@@ -165,49 +233,91 @@ def induce(
     raise typer.Exit(EXIT_OK if summary["status"] == "verified" else EXIT_FAILED)
 
 
-class InductionProgress:
-    """A one-line live display on stderr: stage, attempt, candidates checked, elapsed."""
+def _checked_oracle(text: str, task: Any) -> Any:
+    """The oracle, loaded and checked against every example of the task (exit 2 when it can't be used)."""
+    from autoconn.oracle import OracleSpec, check_oracle
 
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.status = console.status("starting...")
-        self.started = 0.0
+    spec = OracleSpec.parse(text)
+    with err.status(f"checking the oracle {spec} against {len(task.examples)} examples..."):
+        check_oracle(spec, task)
+    return spec
+
+
+class InductionProgress:
+    """Progress on stderr. On a terminal, one live line (stage, candidates checked, the best so
+    far, seconds left of the budget), redrawn as time passes; elsewhere one log line per stage
+    change, so a log file shows where a run is."""
+
+    def __init__(self, console: Console, budget: float, *, quiet: bool = False) -> None:
+        self.console, self.budget, self.quiet = console, budget, quiet
+        self.live = console.is_terminal and not quiet
+        self.stage, self.detail, self.attempts, self.best = "starting", "", 0, ""
+        self.base_elapsed, self.stage_started, self.last_logged = 0.0, 0.0, ""
+        self._status: Any = None
 
     def __enter__(self) -> "InductionProgress":
         import time
-        self.started = time.monotonic()
-        self.status.__enter__()
+
+        self.stage_started = time.monotonic()
+        if self.live:
+            self._status = self.console.status(self)
+            self._status.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.status.__exit__(*exc)
+        if self._status is not None:
+            self._status.__exit__(*exc)
+
+    def __rich__(self) -> str:
+        import time
+
+        spent = self.base_elapsed + time.monotonic() - self.stage_started
+        best = f" | best: {self.best}" if self.best else ""
+        detail = f" ({self.detail})" if self.detail else ""
+        return (f"{self.stage}{detail} | {self.attempts} candidate(s) checked{best} | "
+                f"{max(0.0, self.budget - spent):.0f} s of {self.budget:.0f} s left")
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
         import time
-        elapsed = time.monotonic() - self.started
+
         if kind == "stage":
-            self.status.update(f"{data['stage']} | {data['attempts']} candidate(s) checked | {elapsed:.0f} s")
+            self.stage, self.detail = data["stage"], ""
+            self.attempts, self.best = data.get("attempts", 0), data.get("best") or self.best
+            self.base_elapsed, self.stage_started = float(data.get("elapsed", 0.0)), time.monotonic()
+            self.budget = float(data.get("budget", self.budget))
         elif kind == "check":
-            self.status.update(f"check | attempt {data['attempt']}: {str(data.get('summary', ''))[:60]} | {elapsed:.0f} s")
+            self.detail = f"attempt {data['attempt']}: {str(data.get('summary', ''))[:50]}"
+        if self.quiet or self.live:
+            return
+        line = self.__rich__()
+        if line.split(" | ")[0] != self.last_logged.split(" | ")[0]:
+            self.console.print(f"autoconn: {line}", highlight=False, markup=False, soft_wrap=True)
+            self.last_logged = line
 
 
 def _print_induce(summary: dict[str, Any]) -> None:
+    def say(text: str) -> None:
+        out.print(text, highlight=False, markup=False)
+
     if summary["status"] == "verified":
-        out.print(f"[green]verified[/] {summary['name']}: {summary['heldout_examples']} held-out examples, "
-                  f"{100 * (summary['heldout_accuracy'] or 0):.0f}% right, proven up to length {summary['proven_up_to_length']} "
-                  f"(induced from lengths up to {summary['induced_up_to_length']}; compiled for {summary['compiled_max_seq_len']})")
-        out.print(f"  program:  {summary['program']}")
-        out.print(f"  model:    {summary['layers']} layers, {summary['parameters']} parameters")
+        out.print(f"[green]verified[/] {escape(summary['name'])}: {escape(summary['statement'] or '')}", highlight=False)
+        if not summary.get("held_out"):
+            out.print("  [bold yellow]not held out:[/] the verdict used examples whose counterexamples could be shown to the inducer",
+                      highlight=False)
+        say(f"  split:    {summary['split']['induction']} induction, {summary['split']['validation']} validation, "
+            f"{summary['split']['sealed']} sealed examples; {summary['validation_revealed']} validation counterexample(s) revealed")
+        say(f"  program:  {summary['program']}")
+        say(f"  model:    {summary['layers']} layers, {summary['parameters']} parameters")
     else:
-        out.print(f"[red]no CoNN verified[/] for {summary['name']}: {summary['reason']}")
+        out.print(f"[red]no CoNN verified[/] for {escape(summary['name'])}: {escape(str(summary['reason']))}", highlight=False)
         for item in summary["last_feedback"]:
-            out.print(f"  last feedback ({item['stage']}): {item['message'][:200]}", highlight=False)
-    out.print(f"  found by: {summary['inducer']} after {summary['attempts']} candidate(s) in {summary['seconds']} s")
+            say(f"  last feedback ({item['stage']}): {item['message'][:200]}")
+    say(f"  found by: {summary['inducer']} after {summary['attempts']} candidate(s) in {summary['seconds']} s")
     llm = (summary.get("inducer_usage") or {}).get("llm")
     if llm:
-        out.print(f"  llm:      {llm.get('model')}: {llm.get('rounds', 0)} round(s), {llm.get('calls', 0)} call(s), "
-                  f"{llm.get('tokens', 0)} tokens, {llm.get('seconds', 0)} s waiting")
-    out.print(f"  run log:  {summary['run_log']}   (resume: autoconn induce --resume {summary['run_id']})")
+        say(f"  llm:      {llm.get('model')}: {llm.get('rounds', 0)} round(s), {llm.get('calls', 0)} call(s), "
+            f"{llm.get('tokens', 0)} tokens, {llm.get('seconds', 0)} s waiting")
+    say(f"  run log:  {summary['run_log']}   (resume: autoconn induce --resume {summary['run_id']})")
 
 
 @app.command()
@@ -218,6 +328,9 @@ def bench(
     budget: float = typer.Option(60.0, "--budget", help="Seconds per task."),
     max_attempts: int = typer.Option(20, "--max-attempts", help="Candidates per task."),
     only: list[str] = typer.Option([], "--task", help="Only these tasks (file stems; repeatable)."),
+    oracles: Optional[Path] = typer.Option(None, "--oracles", metavar="FILE.py",
+                                           help="Python file with one function per task, named like the task file's stem, used as that "
+                                                "task's oracle (default: DIR/generate.py when it exists; 'none' to use none)."),
     model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
     base_url: Optional[str] = typer.Option(None, "--base-url", help=BASE_URL_HELP),
     samples: Optional[int] = typer.Option(None, "--samples", min=1, max=16, help=SAMPLES_HELP),
@@ -225,18 +338,21 @@ def bench(
     library: Path = typer.Option(Path("generated_conns"), "--library", help="Library the LLM draws few-shot demonstrations from."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Induce every task in DIR; print a table and the success rate per tier."""
+    """Induce every task in DIR; print a table (with how far each CoNN is proven) and the success rate per tier.
+    A bad task file is that task's failure; the others still run."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from autoconn.bench import BenchRow, rates, run_bench, task_files, to_json
     from autoconn.inducers import InducerUnavailable, make_inducers
-    from autoconn.sandbox import SandboxUnavailable, open_sandbox
+    from autoconn.sandbox import open_sandbox
 
     if not directory.is_dir():
         fail_usage(f"{directory}: not a folder of task files")
+    finite_budget(budget)
     files = task_files(directory, only or None)
     if not files:
         fail_usage(f"{directory}: no task files (*.jsonl){' matching --task' if only else ''}")
+    oracle_file = _bench_oracles(directory, oracles)
     llm_options = {"model": model, "base_url": base_url, "samples": samples, "temperature": temperature,
                    "library_dir": str(library)}
     try:
@@ -252,24 +368,26 @@ def bench(
                 progress.update(bar, description=f"inducing {name}")
             else:
                 progress.advance(bar)
+                if not err.is_terminal:
+                    err.print(f"bench: {name}: {'verified' if row.solved else 'failed'} in {row.seconds:.1f} s", highlight=False,
+                              markup=False)
 
-        try:
-            rows = run_bench(directory, inducer=inducer, open_sandbox=lambda: open_sandbox(sandbox), budget=budget,
-                             max_attempts=max_attempts, only=only or None, on_task=on_task, llm_options=llm_options)
-        except SandboxUnavailable as error:
-            fail_usage(str(error))
+        rows = run_bench(directory, inducer=inducer, open_sandbox=lambda: open_sandbox(sandbox), budget=budget,
+                         max_attempts=max_attempts, only=only or None, on_task=on_task, llm_options=llm_options,
+                         oracle_file=oracle_file)
     if as_json:
         emit_json(to_json(rows))
         return
     with_llm = any(row.calls for row in rows)
-    columns = ["task", "tier", "solved", "seconds", "candidates", "layers", "parameters"]
+    columns = ["task", "tier", "solved", "proven", "by", "seconds", "candidates", "layers", "parameters"]
     columns += ["rounds", "calls", "tokens"] if with_llm else []
-    table = Table(title=f"autoconn bench {directory} (--inducer {inducer})")
+    table = Table(title=f"autoconn bench {escape(str(directory))} (--inducer {inducer})")
     for column in columns:
-        table.add_column(column, justify="left" if column in ("task", "tier", "solved") else "right")
+        table.add_column(column, justify="left" if column in ("task", "tier", "solved", "by") else "right")
     for row in rows:
-        cells = [row.task, row.tier, "[green]yes[/]" if row.solved else "[red]no[/]", f"{row.seconds:.1f}", str(row.attempts),
-                 str(row.layers or "-"), str(row.parameters or "-")]
+        proven = f"{row.verified_length}/{row.compiled_length}" if row.solved else "-"
+        cells = [escape(row.task), row.tier, "[green]yes[/]" if row.solved else "[red]no[/]", proven,
+                 row.verified_how or "-", f"{row.seconds:.1f}", str(row.attempts), str(row.layers or "-"), str(row.parameters or "-")]
         cells += [str(row.rounds), str(row.calls), str(row.tokens)] if with_llm else []
         table.add_row(*cells)
     out.print(table)
@@ -281,6 +399,19 @@ def bench(
     out.print(f"overall: {overall['solved']}/{overall['total']} ({100 * overall['rate']:.0f}%), "
               f"median seconds to a verified CoNN: {median:.1f}" if median is not None else
               f"overall: {overall['solved']}/{overall['total']}")
+    out.print(f"proven at every compiled length: {summary['proven_every_length']} of {overall['solved']} verified")
+
+
+def _bench_oracles(directory: Path, oracles: Optional[Path]) -> Optional[Path]:
+    """The oracle file for a bench: given, DIR/generate.py by default, or none."""
+    if oracles is not None and str(oracles) == "none":
+        return None
+    if oracles is not None:
+        if not oracles.is_file():
+            fail_usage(f"--oracles {oracles}: no such file")
+        return oracles
+    default = directory / "generate.py"
+    return default if default.is_file() else None
 
 
 @app.command()
@@ -288,10 +419,12 @@ def check(
     program: Path = typer.Argument(..., help="Python file binding `program` to a rasp.SOp."),
     task_file: Path = typer.Argument(..., metavar="TASK.jsonl", help="Examples the program must reproduce."),
     register: Optional[str] = typer.Option(None, "--register", help="Register the CoNN under this name when it verifies."),
+    oracle: Optional[str] = typer.Option(None, "--oracle", metavar="FILE.py:FUNC", help=ORACLE_HELP),
     out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
     max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Compiled length (default: twice the longest example)."),
     sandbox: str = typer.Option("auto", "--sandbox", help=SANDBOX_HELP),
     force: bool = typer.Option(False, "--force", help="Replace an existing CoNN of the same name."),
+    limit: list[str] = typer.Option([], "--limit", metavar="NAME=N", help=LIMIT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     trigger: Optional[str] = typer.Option(None, "--trigger", help=TRIGGER_HELP),
     operand_start: Optional[str] = typer.Option(None, "--operand-start", help=OPERAND_START_HELP),
@@ -299,15 +432,17 @@ def check(
     output_positions: Optional[str] = typer.Option(None, "--output-positions", help=POSITIONS_HELP),
     output_join: Optional[str] = typer.Option(None, "--output-join", help=JOIN_HELP),
 ) -> None:
-    """Compile a hand-written program in the sandbox and verify it on every example of a task."""
-    from autoconn.checking import check_source, conn_metadata
+    """Compile a hand-written program in the sandbox and verify its weights, here, on every example
+    of a task (and your oracle at every length). Nothing was held out from the program's author,
+    so the verdict says so; with --oracle it is a proof at every length the oracle covered."""
+    from autoconn.checking import check_source, conn_metadata, fusion_for_task
+    from autoconn.conn.artifact import check_name
     from autoconn.conn.compile import default_settings
+    from autoconn.oracle import load_rule, make_draw
+    from autoconn.sandbox import open_sandbox
     from autoconn.task import load_task
 
-    try:
-        task = load_task(task_file, max_seq_len=max_seq_len)
-    except TaskError as error:
-        fail_usage(str(error))
+    task = load_task(task_file, max_seq_len=max_seq_len, limits=parse_limits(limit))
     if not program.is_file():
         fail_usage(f"{program}: no such program file")
     try:
@@ -315,45 +450,33 @@ def check(
     except UnicodeDecodeError:
         fail_usage(f"{program}: not UTF-8 text")
     library = Library(out_dir)
-    if register:
-        try:
-            from autoconn.conn.artifact import check_name
-            check_name(register)
-            if library.exists(register) and not force:
-                fail_usage(f"a CoNN named {register!r} already exists in {out_dir}; pick another name or pass --force")
-        except LibraryError as error:
-            fail_usage(str(error))
     overrides = fusion_overrides(trigger, operand_start, split, output_positions, output_join)
-    fusion: Optional[dict[str, Any]] = None
     if register:
-        from autoconn.checking import fusion_for_task
-        from autoconn.fusion.metadata import FusionSpecError
-
-        try:
-            fusion_for_task(register, task, overrides.to_json())  # fail before compiling, not after
-        except FusionSpecError as error:
-            fail_usage(f"fusion: {error}")
+        check_name(register)
+        library.check_writable()
+        if library.exists(register) and not force:
+            fail_usage(f"a CoNN named {register!r} already exists in {out_dir}; pick another name or pass --force")
+        check_fusion(register, task, overrides.to_json())  # fail before compiling, not after
     elif overrides.to_json():
         fail_usage("--trigger, --operand-start, --split and --output-* set how a registered CoNN is called: add --register NAME")
+    draw = None
+    if oracle:
+        spec = _checked_oracle(oracle, task)
+        draw = make_draw(load_rule(spec), spec, task.input_vocab, task.output_kind, task.max_seq_len, "sealed", task.sha256)
     settings = default_settings(task.max_seq_len)
-    from autoconn.sandbox import SandboxUnavailable, open_sandbox
-
-    try:
-        with err.status(f"compiling {program.name} in the sandbox and running {len(task.examples)} examples..."):
-            with open_sandbox(sandbox) as box:  # open until registered: the weights live in its exchange dir
-                outcome = check_source(box, source, task, settings, task.examples)
-                summary = _check_summary(program, task, box.backend, outcome)
-                if summary["status"] == "verified" and register:
-                    fusion = fusion_for_task(register, task, overrides.to_json(),
-                                             output_values=outcome.result.spec.get("output_decoding")).to_json()
-                    meta = conn_metadata(task, settings, outcome.result.size, outcome.result.spec, outcome.verification,
-                                         {"inducer": "hand-written", "checked_with": f"autoconn check ({box.backend} sandbox)"},
-                                         fusion=fusion)
-                    meta["verification"]["examples"] = "task"  # nothing was held out: every example checked
-                    entry = library.write(register, source, meta, weights_file=outcome.result.weights_path, force=force)
-                    summary["registered"] = str(entry.program_path)
-    except (SandboxUnavailable, LibraryError) as error:
-        fail_usage(str(error))
+    with err.status(f"compiling {program.name} in the sandbox, then running {len(task.examples)} examples here..."):
+        with open_sandbox(sandbox) as box:  # open until registered: the weights live in its exchange dir
+            outcome = check_source(box, source, task, settings, task.examples, oracle=draw.examples if draw else ())
+            record = _check_record(task, outcome, draw, str(oracle) if oracle else None)
+            summary = _check_summary(program, task, box.backend, outcome, record)
+            if summary["status"] == "verified" and register:
+                fusion = fusion_for_task(register, task, overrides.to_json(),
+                                         output_values=outcome.result.spec.get("output_decoding")).to_json()
+                meta = conn_metadata(task, settings, outcome.result.size, outcome.result.spec, record,
+                                     {"inducer": "hand-written", "checked_with": f"autoconn check ({box.backend} sandbox)"},
+                                     fusion=fusion)
+                entry = library.write(register, source, meta, weights_file=outcome.result.weights_path, force=force)
+                summary["registered"] = str(entry.program_path)
     if as_json:
         emit_json(summary)
     else:
@@ -361,72 +484,153 @@ def check(
     raise typer.Exit(EXIT_OK if summary["status"] == "verified" else EXIT_FAILED)
 
 
-def _check_summary(program: Path, task: Any, backend: str, outcome: Any) -> dict[str, Any]:
-    from autoconn.checking import output_kind_problem
+def _check_record(task: Any, outcome: Any, draw: Any, oracle: Optional[str]) -> Optional[dict[str, Any]]:
+    """The verified block of a hand-checked program: every example (not held out), plus the oracle."""
+    from autoconn.conn.verify import by_length
+    from autoconn.verdict import make_record, oracle_block
 
+    if outcome.verification is None:
+        return None
+    oracle_json = None
+    if draw is not None and outcome.oracle is not None:
+        oracle_json = oracle_block(str(oracle), by_length(draw.examples, outcome.oracle), draw.exhaustive_lengths,
+                                   draw.outside_domain, task.max_seq_len)
+    return make_record(how="oracle" if oracle_json else "examples", held_out=False, compiled_max_seq_len=task.max_seq_len,
+                       sealed=None, validation=outcome.verification, validation_revealed=0, oracle=oracle_json)
+
+
+def _check_summary(program: Path, task: Any, backend: str, outcome: Any, record: Optional[dict[str, Any]]) -> dict[str, Any]:
     result = outcome.result
-    problem = output_kind_problem(task, result) if result.ok else ""
     return {
-        "status": "verified" if outcome.passed and not problem else "failed",
+        "status": "verified" if outcome.passed else "failed",
         "program": str(program),
         "task": task.path,
         "sandbox": backend,
         "stage": result.stage,
-        "error": result.error or problem,
+        "error": result.error or outcome.problem,
         "size": result.size,
-        "verification": outcome.verification.to_json() if outcome.verification else None,
+        "verification": outcome.verification.to_json(examples="task") if outcome.verification else None,
+        "oracle": outcome.oracle.to_json(examples="oracle") if outcome.oracle else None,
+        "verified": record,
+        "verified_length": record["max_length"] if record and outcome.passed else None,
         "seconds": round(result.seconds, 3),
     }
 
 
 def _print_check(summary: dict[str, Any]) -> None:
-    verification = summary.get("verification")
+    def say(text: str) -> None:
+        out.print(text, highlight=False, markup=False)
+
     if summary["status"] == "verified":
         size = summary["size"] or {}
-        out.print(f"[green]verified[/]: {verification['correct']}/{verification['total']} examples "
-                  f"(up to {verification['max_length']} tokens) with the compiled model; "
-                  f"{size.get('layers')} layers, {size.get('parameters')} parameters")
+        out.print(f"[green]verified[/]: {escape(summary['verified']['statement'])}; {size.get('layers')} layers, "
+                  f"{size.get('parameters')} parameters", highlight=False)
         if summary.get("registered"):
-            out.print(f"registered: {summary['registered']}")
+            say(f"registered: {summary['registered']}")
         return
     if summary.get("stage"):
-        out.print(f"[red]failed[/] at {summary['stage']}: {summary['error']}", markup=True, highlight=False)
+        out.print(f"[red]failed[/] at {summary['stage']}: {escape(str(summary['error']))}", highlight=False)
         return
     if summary.get("error"):
-        out.print(f"[red]failed[/]: {summary['error']}", highlight=False)
-    if verification:
-        out.print(f"[red]failed[/]: {verification['correct']}/{verification['total']} examples right; first failures:")
-        for failure in verification["failures"][:5]:
-            out.print(f"  input {failure['input']}\n    expected {failure['expected']}\n    got      {failure['got']}", highlight=False)
+        out.print(f"[red]failed[/]: {escape(str(summary['error']))}", highlight=False)
+    for what in ("verification", "oracle"):
+        scored = summary.get(what)
+        if scored and scored["correct"] != scored["total"]:
+            out.print(f"[red]failed[/]: {scored['correct']}/{scored['total']} {scored['examples']} inputs right; first failures:",
+                      highlight=False)
+            for failure in scored["failures"][:5]:
+                say(f"  input {failure['input']}\n    expected {failure['expected']}\n    got      {failure['got']}")
+
+
+@app.command()
+def verify(
+    name: str = typer.Argument(..., help="A registered CoNN."),
+    oracle: str = typer.Option(..., "--oracle", metavar="FILE.py:FUNC", help=ORACLE_HELP),
+    out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the new verified block as JSON."),
+) -> None:
+    """Re-verify a registered CoNN from its stored weights (no recompiling) against your oracle at
+    every compiled length, and record how far it is now proven (exit 1 when the oracle finds an
+    input it gets wrong: the record then says so, and the proven length drops to match)."""
+    from autoconn.conn.verify import by_length, score_runtime
+    from autoconn.oracle import OracleSpec, check_oracle, load_rule, make_draw
+    from autoconn.task import load_task
+    from autoconn.verdict import oracle_block, proven_length, statement
+
+    library = Library(out_dir)
+    entry = library.get(name)
+    spec = OracleSpec.parse(oracle)
+    meta = entry.meta
+    task_path = (meta.get("task") or {}).get("path")
+    if task_path and Path(task_path).is_file():
+        task = load_task(task_path, max_seq_len=int(meta["max_seq_len"]))
+        if task.sha256 == (meta.get("task") or {}).get("sha256"):
+            check_oracle(spec, task)  # the rule must agree with the examples the CoNN came from
+    rule = load_rule(spec)
+    compiled = int(meta["max_seq_len"])
+    seed_key = str((meta.get("task") or {}).get("sha256") or meta.get("source_sha256"))
+    with err.status(f"running {name} on the oracle's inputs at every length up to {compiled}..."):
+        draw = make_draw(rule, spec, entry.spec.vocab, str(meta.get("output_kind")), compiled, "sealed", seed_key)
+        scored = score_runtime(entry.runtime(), draw.examples, meta.get("output_kind"))  # type: ignore[arg-type]
+    record = dict(meta.get("verified") or {"held_out": True, "sealed": None, "validation": None, "validation_revealed": 0,
+                                           "compiled_max_seq_len": compiled,
+                                           "earlier_verification": meta.get("verification")})
+    record["how"] = "oracle"
+    record["oracle"] = oracle_block(str(spec), by_length(draw.examples, scored), draw.exhaustive_lengths,
+                                    draw.outside_domain, compiled)
+    record["compiled_max_seq_len"] = compiled
+    record["max_length"] = proven_length(record["oracle"], record.get("sealed"), record.get("validation"), True)
+    record["held_out"] = True
+    record["statement"] = statement(record)
+    library.update_meta(name, {"verified": record})
+    if as_json:
+        emit_json({"name": name, "passed": scored.passed, "verified": record,
+                   "failures": [f.to_json() for f in scored.failures[:5]]})
+    elif scored.passed:
+        out.print(f"[green]verified[/] {escape(name)}: {escape(record['statement'])}", highlight=False)
+    else:
+        out.print(f"[red]wrong[/] on {scored.total - scored.correct} of {scored.total} oracle inputs; {escape(name)} is now "
+                  f"recorded as proven up to {record['max_length']} tokens", highlight=False)
+        for failure in sorted(scored.failures, key=lambda f: len(f.inputs))[:5]:
+            out.print(f"  input {failure.inputs}\n    expected {failure.expected}\n    got      {failure.got}",
+                      highlight=False, markup=False)
+    raise typer.Exit(EXIT_OK if scored.passed else EXIT_FAILED)
 
 
 @app.command("list")
 def list_conns(
     out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    check_library: bool = typer.Option(False, "--check", help="Compare the index with the folders and mend what disagrees."),
     as_json: bool = typer.Option(False, "--json", help="Print the index as JSON."),
 ) -> None:
-    """List the registered CoNNs."""
-    try:
-        index = Library(out_dir).read_index()
-    except LibraryError as error:
-        fail_usage(str(error))
+    """List the registered CoNNs (and mend the index when a crash left it out of step)."""
+    library = Library(out_dir)
+    problems = library.check(repair=False)
+    if problems and (check_library or library.root.exists()):
+        problems = library.check(repair=True)
+        for problem in problems:
+            err.print(f"library: {problem}", highlight=False, markup=False)
+    elif check_library:
+        err.print(f"library {out_dir}: index and folders agree", highlight=False, markup=False)
+    index = library.read_index()
     if as_json:
         emit_json(index["conns"])
         return
-    table = Table(title=f"CoNNs in {out_dir}")
-    for column in ("name", "output", "max len", "layers", "params", "held-out", "found by"):
+    table = Table(title=f"CoNNs in {escape(str(out_dir))}")
+    for column in ("name", "output", "compiled", "proven", "by", "layers", "params", "found by"):
         table.add_column(column, no_wrap=True)
     for name, entry in index["conns"].items():
-        accuracy = entry.get("heldout_accuracy")
         kind = {"categorical": "cat", "numerical": "num"}.get(str(entry.get("output_kind")), "?")
         shape = {"sequence": "seq", "broadcast": "one"}.get(str(entry.get("output_shape")), "?")
-        table.add_row(name, f"{kind}/{shape}", str(entry.get("max_seq_len")), str(entry.get("layers")),
-                      f"{entry.get('parameters'):,}" if entry.get("parameters") is not None else "?",
-                      f"{100 * accuracy:.0f}% of {entry.get('heldout_examples')}" if accuracy is not None else "?",
-                      str(entry.get("inducer")))
+        total = entry.get("heldout_examples")
+        how = str(entry.get("verified_how") or "examples")
+        by = f"oracle+{total}" if how == "oracle" else f"{total} sealed" if entry.get("held_out", True) else f"{total} not held out"
+        table.add_row(escape(name), f"{kind}/{shape}", str(entry.get("max_seq_len")), str(entry.get("verified_length", "?")), by,
+                      str(entry.get("layers")), f"{entry.get('parameters'):,}" if entry.get("parameters") is not None else "?",
+                      escape(str(entry.get("inducer"))))
     out.print(table)
     if not index["conns"]:
-        out.print(f"(empty: register one with `autoconn check PROGRAM.py TASK.jsonl --register NAME`)")
+        out.print("(empty: register one with `autoconn check PROGRAM.py TASK.jsonl --register NAME`)", markup=False)
 
 
 @app.command()
@@ -435,28 +639,33 @@ def show(
     out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
     as_json: bool = typer.Option(False, "--json", help="Print conn.json."),
 ) -> None:
-    """Show a CoNN: its metadata, where it came from, and its program."""
-    try:
-        entry = Library(out_dir).get(name)
-    except LibraryError as error:
-        fail_usage(str(error))
+    """Show a CoNN: its metadata, how far it is proven, where it came from, and its program."""
+    from autoconn.verdict import verified_length
+
+    entry = Library(out_dir).get(name)
     if as_json:
         emit_json(entry.meta | {"program": str(entry.program_path)})
         return
     meta = entry.meta
-    size, ver, prov = meta.get("size") or {}, meta.get("verification") or {}, meta.get("provenance") or {}
-    out.print(f"[bold]{name}[/]: {meta.get('description') or ''}")
-    out.print(f"  program:   {entry.program_path}")
-    out.print(f"  vocab:     {meta.get('vocab')}   output: {meta.get('output_kind')}/{meta.get('output_shape')}")
-    out.print(f"  compiled:  max_seq_len {meta.get('max_seq_len')}, {size.get('layers')} layers, {size.get('heads')} heads, "
-              f"residual {size.get('residual_width')}, {size.get('parameters')} parameters")
-    out.print(f"  verified:  {ver.get('correct')}/{ver.get('total')} held-out examples, up to {ver.get('max_length')} tokens")
-    out.print(f"  found by:  {prov.get('inducer')}" + (f" (run {prov['run_id']}: {prov.get('run_log')})" if prov.get("run_id") else ""))
+    size, prov, record = meta.get("size") or {}, meta.get("provenance") or {}, meta.get("verified") or {}
+
+    def say(text: str) -> None:  # descriptions and programs are the user's (or a model's) text: never markup
+        out.print(text, highlight=False, markup=False)
+
+    say(f"{name}: {meta.get('description') or ''}")
+    say(f"  program:   {entry.program_path}")
+    say(f"  vocab:     {meta.get('vocab')}   output: {meta.get('output_kind')}/{meta.get('output_shape')}")
+    say(f"  compiled:  max_seq_len {meta.get('max_seq_len')}, {size.get('layers')} layers, {size.get('heads')} heads, "
+        f"residual {size.get('residual_width')}, {size.get('parameters')} parameters")
+    say(f"  verified:  {record.get('statement') or f'up to {verified_length(meta)} tokens (recorded before verified blocks)'}")
+    if record and not record.get("held_out", True):
+        say("             NOT held out: the examples that gave the verdict were not hidden from whoever wrote the program")
+    say(f"  found by:  {prov.get('inducer')}" + (f" (run {prov['run_id']}: {prov.get('run_log')})" if prov.get("run_id") else ""))
     fusion = meta.get("fusion") or {}
-    out.print(f"  fusion:    {fusion.get('operand_start')}OPERAND{fusion.get('trigger')} (split {fusion.get('split')})" if fusion
-              else f"  fusion:    not set (autoconn register {name})", highlight=False, markup=False)
-    out.print("")
-    out.print(entry.program_path.read_text(encoding="utf-8"), highlight=False, markup=False)
+    say(f"  fusion:    {fusion.get('operand_start')}OPERAND{fusion.get('trigger')} (split {fusion.get('split')})" if fusion
+        else f"  fusion:    not set (autoconn register {name})")
+    say("")
+    say(entry.program_path.read_text(encoding="utf-8"))
 
 
 @app.command()
@@ -464,29 +673,37 @@ def run(
     name: str = typer.Argument(..., help="A registered CoNN."),
     tokens: list[str] = typer.Argument(..., help="Input tokens, e.g. `a b c` (a single word is split into characters if the vocab is single characters)."),
     out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
-    as_json: bool = typer.Option(False, "--json", help="Print {input, output} as JSON."),
+    unverified_lengths: bool = typer.Option(False, "--unverified-lengths",
+                                            help="Answer inputs longer than the proven length (up to the compiled one), with a warning."),
+    as_json: bool = typer.Option(False, "--json", help="Print {input, output, verified} as JSON."),
 ) -> None:
-    """Run a registered CoNN on one input, from its stored weights (no recompiling)."""
+    """Run a registered CoNN on one input, from its stored weights (no recompiling). Inputs longer
+    than the length it is proven up to are refused unless --unverified-lengths is given."""
     from autoconn.conn.runtime import ConnInputError
 
-    try:
-        entry = Library(out_dir).get(name)
-    except LibraryError as error:
-        fail_usage(str(error))
+    entry = Library(out_dir).get(name)
     vocab = entry.spec.vocab
     words = list(tokens)
     if len(words) == 1 and all(isinstance(t, str) and len(t) == 1 for t in vocab) and len(words[0]) > 1:
         words = list(words[0])
     inputs = [parse_token(w, vocab) for w in words]
+    proven, compiled = entry.verified_length, entry.spec.max_seq_len
+    within = len(inputs) <= proven
+    if not within and not unverified_lengths:
+        fail_usage(f"{name}: the input has {len(inputs)} tokens, but {name} is proven only up to {proven} (compiled for "
+                   f"{compiled}); pass --unverified-lengths to run it anyway, or prove it further with "
+                   f"`autoconn verify {name} --oracle FILE.py:FUNC`")
+    if not within:
+        err.print(f"[yellow]warning:[/] {len(inputs)} tokens is beyond the {proven} {escape(name)} is proven up to: "
+                  "this answer is not verified", highlight=False)
     try:
-        runtime = entry.runtime()
-        output = runtime.run([inputs])[0]
-    except (ConnInputError, LibraryError) as error:
+        output = entry.runtime().run([inputs])[0]
+    except ConnInputError as error:
         fail_usage(f"{name}: {error}")
     if as_json:
-        emit_json({"name": name, "input": inputs, "output": output})
+        emit_json({"name": name, "input": inputs, "output": output, "verified": within, "verified_length": proven})
     else:
-        out.print(" ".join(_format_value(v) for v in output), highlight=False)
+        out.print(" ".join(_format_value(v) for v in output), highlight=False, markup=False)
 
 
 def _format_value(value: Any) -> str:
@@ -540,6 +757,8 @@ def fuse(
     base_url: Optional[str] = typer.Option(None, "--base-url", help="With --lm openai: the API base URL (default: $OPENAI_BASE_URL)."),
     max_new: int = typer.Option(64, "--max-new", help="demo: characters to generate; openai: max tokens per request."),
     out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    unverified_lengths: bool = typer.Option(False, "--unverified-lengths",
+                                            help="Let CoNNs answer operands longer than they are proven on (default: the LM writes those)."),
     as_json: bool = typer.Option(False, "--json", help="Print the completion, CoNN spans and fallbacks as JSON."),
 ) -> None:
     """Generate with a language model while registered CoNNs write the answers their triggers call for."""
@@ -553,7 +772,7 @@ def fuse(
     if max_new < 1:
         fail_usage("--max-new must be at least 1")
     try:
-        fused = load_fused_conns(conns, Library(out_dir))
+        fused = load_fused_conns(conns, Library(out_dir), unverified_lengths=unverified_lengths)
     except (LibraryError, FusionSpecError) as error:
         fail_usage(str(error))
     if lm == "demo":
@@ -564,7 +783,10 @@ def fuse(
             char_lm = load_demo_lm()
         except (ImportError, OSError, ValueError, RuntimeError) as error:  # DemoLMError is a RuntimeError
             fail_usage(f"the demo LM cannot be loaded: {error}")
-        result: Any = fuse_decode_one(char_lm, fused, prompt, max_new_chars=max_new)
+        try:
+            result: Any = fuse_decode_one(char_lm, fused, prompt, max_new_chars=max_new)
+        except ValueError as error:  # a character the demo LM never saw
+            fail_usage(f"{error}; the demo LM reads only the characters it was trained on (try --lm openai for free text)")
     else:
         from autoconn.endpoint import ChatEndpoint, EndpointConfig, EndpointError
         from autoconn.fusion.text_level import fuse_chat
@@ -627,9 +849,24 @@ def sandbox_build_command(
     out.print(f"built {tag}")
 
 
+def usage_error_types() -> tuple[type[BaseException], ...]:
+    """Every error that means "bad input or usage" (exit 2): task files, names, the library, oracles,
+    fusion specs, an unusable sandbox."""
+    from autoconn.fusion.metadata import FusionSpecError
+    from autoconn.oracle import OracleError
+    from autoconn.sandbox import SandboxUnavailable
+
+    return (TaskError, LibraryError, OracleError, FusionSpecError, SandboxUnavailable)
+
+
 def main() -> None:  # pragma: no cover - console entry point
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted: `autoconn induce --resume RUN_ID` continues a run (run ids are folders in runs/)",
+                  highlight=False)
+        sys.exit(130)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    main()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Sequence, Union
 
@@ -23,8 +24,45 @@ OutputShape = Literal["sequence", "broadcast"]
 BOS = "BOS"
 PAD = "PAD"
 RESERVED_TOKENS = (BOS, PAD)
-MIN_EXAMPLES = 4
+MIN_EXAMPLES = 2  # one to induce from, one to validate (with an oracle giving the verdict)
+MIN_THREE_SETS = 8  # induction, validation and a sealed test of at least two
+MIN_HELD_OUT = 3  # validation and sealed together, when there is a sealed set
+HELD_OUT_FRACTION = 0.3
 HEADER_KEYS = {"name", "description", "vocab", "max_seq_len", "output_vocab"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How big a task may be before any work starts; each has a flag (`--limit NAME=N`) to raise it.
+    The defaults cover real use many times over and keep a mistaken file from eating the machine."""
+
+    line_bytes: int = 100_000
+    examples: int = 2_000
+    output_values: int = 256
+    max_seq_len: int = 64
+
+    FLAGS = {"line-bytes": "line_bytes", "examples": "examples", "output-values": "output_values", "max-seq-len": "max_seq_len"}
+
+    @classmethod
+    def parse(cls, items: Sequence[str]) -> "Limits":
+        """`--limit examples=5000` style overrides; raises ValueError naming the bad item."""
+        values: dict[str, int] = {}
+        for item in items:
+            key, sep, number = item.partition("=")
+            field_name = cls.FLAGS.get(key.strip())
+            if not sep or field_name is None:
+                raise ValueError(f"--limit {item!r}: use NAME=N with NAME one of {', '.join(cls.FLAGS)}")
+            try:
+                values[field_name] = int(number)
+            except ValueError:
+                raise ValueError(f"--limit {item!r}: {number!r} is not a whole number") from None
+            if values[field_name] < 1:
+                raise ValueError(f"--limit {item!r}: must be at least 1")
+        return cls(**values)
+
+
+MAX_INT_TOKEN = 2**31  # larger integers overflow the compiled model's encodings: write them as strings
+MAX_DEPTH_BYTES = 64  # a line nested deeper than a token list needs is refused before parsing
 
 
 class TaskError(ValueError):
@@ -73,6 +111,13 @@ class Task:
     def lengths(self) -> list[int]:
         return sorted({len(e.inputs) for e in self.examples})
 
+    def induction_view(self, shown: Sequence[Example]) -> "Task":
+        """The task as an inducer may see it: only the `shown` examples, and only the output
+        values that occur in them (held-out outputs must not leak through the vocabulary)."""
+        values = {v for e in shown for v in e.outputs}
+        return replace(self, examples=tuple(shown),
+                       output_vocab=tuple(v for v in self.output_vocab if v in values))
+
     def summary(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -89,10 +134,20 @@ class Task:
 
 @dataclass(frozen=True)
 class Split:
-    """Induction examples (shown to an inducer) and held-out examples (only for verification)."""
+    """The three sets, one rule each (README, "How a CoNN is verified"):
+
+    - ``induction``: what an inducer sees (the examples and the values in them);
+    - ``validation``: held out; counterexamples from it may be fed back for repair;
+    - ``sealed``: never revealed in any form; only it (and an oracle) gives the verdict.
+    """
 
     induction: tuple[Example, ...]
-    heldout: tuple[Example, ...]
+    validation: tuple[Example, ...]
+    sealed: tuple[Example, ...]
+
+    @property
+    def sealed_max_length(self) -> int:
+        return max((len(e.inputs) for e in self.sealed), default=0)
 
 
 def sort_key(value: Value) -> tuple[int, Any]:
@@ -108,6 +163,12 @@ def _is_token(value: Any) -> bool:
     return isinstance(value, (str, bool, int))
 
 
+def _check_int(path: Path, line: int, value: int, where: str) -> None:
+    if not isinstance(value, bool) and abs(value) >= MAX_INT_TOKEN:
+        raise TaskError(path, line, f"{where} contains an integer of {len(str(abs(value)))} digits; integers must be below 2**31",
+                        "write such values as strings (\"12345678901234567890\")")
+
+
 def _check_token(path: Path, line: int, token: Any, where: str) -> Token:
     if isinstance(token, (list, dict)):
         raise TaskError(path, line, f"{where} contains a {type(token).__name__} ({json.dumps(token)[:60]}); tokens must be single values",
@@ -121,6 +182,8 @@ def _check_token(path: Path, line: int, token: Any, where: str) -> Token:
         token = int(token)
     if not _is_token(token):
         raise TaskError(path, line, f"{where} contains an unsupported value {token!r}")
+    if isinstance(token, int):
+        _check_int(path, line, token, where)
     if isinstance(token, str) and token in RESERVED_TOKENS:
         raise TaskError(path, line, f"{where} contains the token {token!r}, which is reserved for the compiler's {token} marker",
                         f"rename that token (for example to {token.lower()!r}); {', '.join(RESERVED_TOKENS)} cannot be vocabulary")
@@ -140,6 +203,8 @@ def _check_output_value(path: Path, line: int, value: Any) -> Value:
         return value
     if not _is_token(value):
         raise TaskError(path, line, f"output contains an unsupported value {value!r}")
+    if isinstance(value, int):
+        _check_int(path, line, value, "output")
     if isinstance(value, str) and value in RESERVED_TOKENS:
         raise TaskError(path, line, f"output contains the reserved token {value!r}", f"rename it; {', '.join(RESERVED_TOKENS)} are compiler markers")
     return value
@@ -182,6 +247,11 @@ def _parse_example(path: Path, line: int, obj: dict[str, Any]) -> tuple[Example,
     if not raw_in:
         raise TaskError(path, line, "\"input\" is empty", "every example needs at least one token")
     tokens = tuple(_check_token(path, line, t, "input") for t in raw_in)
+    if isinstance(obj["input"], str) and isinstance(raw_out, str) and len(raw_out) == len(tokens) > 1:
+        raise TaskError(path, line, f"\"output\" is the string {raw_out!r}, as long as the input string: one value for the "
+                        "whole sequence, or one character per position?",
+                        f"write {json.dumps(list(raw_out))} for one value per position, or "
+                        f"{json.dumps([raw_out] * len(tokens))} for the same value at every position")
     broadcast = not isinstance(raw_out, list)
     if broadcast:
         if isinstance(raw_out, dict):
@@ -193,6 +263,21 @@ def _parse_example(path: Path, line: int, obj: dict[str, Any]) -> tuple[Example,
                             "give one output per input position, or a single value meaning that value at every position")
         outputs = tuple(_check_output_value(path, line, v) for v in raw_out)
     return Example(tokens, outputs, line), broadcast
+
+
+def _parse_line(path: Path, number: int, text: str) -> Any:
+    depth = max((len(run) for run in re.findall(r"\[+", text)), default=0)
+    if depth > MAX_DEPTH_BYTES:
+        raise TaskError(path, number, f"nested {depth} lists deep", "inputs are flat lists of tokens: {\"input\": [\"a\", \"b\"], ...}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise TaskError(path, number, f"not valid JSON ({err.msg} at column {err.colno})",
+                        "each line must be one JSON object like {\"input\": [\"a\", \"b\"], \"output\": [\"b\", \"a\"]}") from None
+    except RecursionError:
+        raise TaskError(path, number, "nested too deeply to read", "inputs are flat lists of tokens") from None
+    except ValueError as err:  # e.g. an integer of more than 4,300 digits
+        raise TaskError(path, number, f"cannot be read: {err}", "write very large numbers as strings") from None
 
 
 def _check_type_mix(path: Path, values: Sequence[tuple[int, Value]], what: str) -> None:
@@ -210,6 +295,7 @@ def load_task(
     description: str | None = None,
     max_seq_len: int | None = None,
     vocab: Sequence[Token] | None = None,
+    limits: Limits = Limits(),
 ) -> Task:
     """Reads and validates a task file; arguments override the header. Raises TaskError."""
     path = Path(path)
@@ -223,25 +309,30 @@ def load_task(
     except UnicodeDecodeError as err:
         raise TaskError(path, None, f"is not UTF-8 text ({err.reason} at byte {err.start})") from None
     header: dict[str, Any] = {}
+    header_line = 0
     examples: list[Example] = []
     broadcast_flags: list[bool] = []
     seen: dict[tuple[Token, ...], Example] = {}
     first_content_line = True
-    for number, raw_line in enumerate(text.splitlines(), start=1):
+    # JSON Lines ends lines at "\n" only: U+2028 and friends are ordinary characters inside a string.
+    for number, raw_line in enumerate(text.split("\n"), start=1):
         stripped = raw_line.strip()
         if not stripped:
             continue
-        try:
-            obj = json.loads(stripped)
-        except json.JSONDecodeError as err:
-            raise TaskError(path, number, f"not valid JSON ({err.msg} at column {err.colno})",
-                            "each line must be one JSON object like {\"input\": [\"a\", \"b\"], \"output\": [\"b\", \"a\"]}") from None
+        if len(raw_line.encode("utf-8")) > limits.line_bytes:
+            raise TaskError(path, number, f"line is {len(raw_line.encode('utf-8')):,} bytes, over the limit of {limits.line_bytes:,}",
+                            "one example per line; if this is meant, raise it with --limit line-bytes=N")
+        if len(examples) >= limits.examples:
+            raise TaskError(path, number, f"more than {limits.examples:,} examples", "a few hundred examples are plenty to induce "
+                            "and verify a rule; if this is meant, raise the limit with --limit examples=N")
+        obj = _parse_line(path, number, stripped)
         if not isinstance(obj, dict):
             raise TaskError(path, number, f"expected a JSON object, got {type(obj).__name__}",
                             "each line must be one JSON object like {\"input\": [...], \"output\": ...}")
         if "input" not in obj:
             if first_content_line and "output" not in obj:
                 header = _parse_header(path, number, obj)
+                header_line = number
                 first_content_line = False
                 continue
             raise TaskError(path, number, "missing \"input\"", "each line needs {\"input\": [...], \"output\": ...}; only the first line may be a header")
@@ -262,9 +353,10 @@ def load_task(
         raise TaskError(path, None, "the file holds no examples", "add lines like {\"input\": [\"a\", \"b\"], \"output\": [\"b\", \"a\"]}")
     if len(examples) < MIN_EXAMPLES:
         raise TaskError(path, None, f"only {len(examples)} distinct example(s); at least {MIN_EXAMPLES} are needed",
-                        "add more examples so that some can be held out to verify the program")
+                        "add examples: some are held out to verify the program")
 
-    _check_type_mix(path, [(e.line, t) for e in examples for t in e.inputs], "input")
+    header_vocab_mix = [(header_line, t) for t in (list(vocab) if vocab is not None else header.get("vocab", []))]
+    _check_type_mix(path, header_vocab_mix + [(e.line, t) for e in examples for t in e.inputs], "input (vocab included)")
     out_values = [(e.line, v) for e in examples for v in e.outputs]
     _check_type_mix(path, out_values, "output")
     numerical = any(isinstance(v, float) for _, v in out_values)
@@ -290,6 +382,10 @@ def load_task(
     longest = max(len(e.inputs) for e in examples)
     shortest = min(len(e.inputs) for e in examples)
     chosen_msl = max_seq_len if max_seq_len is not None else header.get("max_seq_len", 2 * longest)
+    if chosen_msl > limits.max_seq_len:
+        raise TaskError(path, None, f"max_seq_len {chosen_msl} is over the limit of {limits.max_seq_len}",
+                        "compiled models and their checks grow with the square of the length; if this is meant, raise it "
+                        "with --limit max-seq-len=N")
     if chosen_msl < longest:
         raise TaskError(path, None, f"max_seq_len {chosen_msl} is shorter than the longest example ({longest} tokens)",
                         f"use a max_seq_len of at least {longest}")
@@ -298,9 +394,13 @@ def load_task(
         output_vocab: tuple[Value, ...] = ()
     else:
         output_vocab = tuple(sorted({v for _, v in out_values}, key=sort_key))
+        if len(output_vocab) > limits.output_values:
+            raise TaskError(path, None, f"{len(output_vocab)} distinct output values, over the limit of {limits.output_values}",
+                            "a rule with that many outputs is rarely categorical; if this is meant, raise it with "
+                            "--limit output-values=N")
 
     return Task(
-        name=name or header.get("name") or path.stem,
+        name=name or header.get("name") or default_name(path.stem),
         path=str(path),
         description=description if description is not None else header.get("description", ""),
         examples=tuple(examples),
@@ -316,43 +416,64 @@ def load_task(
     )
 
 
+def default_name(stem: str) -> str:
+    """A valid library name from a file stem ("My Task" -> "my_task"); an explicit name is
+    checked as given instead."""
+    cleaned = re.sub(r"[^a-z0-9_-]+", "_", stem.lower()).strip("_-")[:64]
+    return cleaned or "conn"
+
+
 def _stable_hash(example: Example) -> str:
     return hashlib.sha256(json.dumps(list(example.inputs), default=str).encode()).hexdigest()
 
 
-def split_task(task: Task, heldout_fraction: float = 0.25) -> Split:
-    """Splits deterministically: all examples of the longest length are held out (so the
-    program is proven on inputs longer than it was induced from), plus a hashed fraction of
-    the rest. The induction set keeps at least half of the examples and every shorter length."""
+class SplitError(TaskError):
+    """The file is too small for the sets the verification needs; says how many to add."""
+
+
+def split_task(task: Task, *, sealed: bool = True) -> Split:
+    """Splits deterministically (by a hash of each input) into induction, validation and sealed.
+
+    The longest length in the file goes to validation and sealed both (up to half the file), so
+    every verdict reaches past the induction lengths; a hashed share of the shorter examples
+    joins them until about 30% is held out, keeping every shorter length in the induction set.
+    Held-out examples alternate between sealed and validation, longest first. With
+    ``sealed=False`` (an oracle gives the verdict, or the user passed --no-sealed) everything
+    held out is validation."""
+    n = len(task.examples)
+    if sealed and n < MIN_THREE_SETS:
+        raise SplitError(task.path, None, f"holds {n} distinct example(s); the three sets (induction, validation, "
+                         f"sealed test) need at least {MIN_THREE_SETS}",
+                         f"add {MIN_THREE_SETS - n} more example(s), or give --oracle FILE.py:FUNC (your rule in Python: "
+                         "its inputs become the sealed test), or pass --no-sealed (the verdict is then not held out)")
+    if n < MIN_EXAMPLES:
+        raise SplitError(task.path, None, f"holds {n} distinct example(s); at least {MIN_EXAMPLES} are needed "
+                         "(one to induce from, one to validate)", "add examples")
     examples = sorted(task.examples, key=_stable_hash)
-    n = len(examples)
     lengths = task.lengths
-    heldout: list[Example] = []
-    rest = examples
+    held: list[Example] = []
     if len(lengths) > 1:
-        longest_group = [e for e in examples if len(e.inputs) == lengths[-1]]
-        cap = n // 2
-        heldout = longest_group[:cap]
-        held_ids = {id(e) for e in heldout}
-        rest = [e for e in examples if id(e) not in held_ids]
-    target = max(1, round(n * heldout_fraction))
-    extra = max(0, target - len(heldout))
-    extra = min(extra, max(0, len(rest) - max(2, n // 2)))
-    # Hash order is the random order; keep each length represented in the induction set.
-    chosen: list[Example] = []
-    remaining_per_length: dict[int, int] = {}
+        held = [e for e in examples if len(e.inputs) == lengths[-1]][: n // 2]
+    target = max(len(held), round(n * HELD_OUT_FRACTION), MIN_HELD_OUT if sealed else 1)
+    held_ids = {id(e) for e in held}
+    rest = [e for e in examples if id(e) not in held_ids]
+    left_per_length: dict[int, int] = {}
     for e in rest:
-        remaining_per_length[len(e.inputs)] = remaining_per_length.get(len(e.inputs), 0) + 1
-    for e in rest:
-        if len(chosen) >= extra:
+        left_per_length[len(e.inputs)] = left_per_length.get(len(e.inputs), 0) + 1
+    for e in rest:  # hash order is the random order
+        if len(held) >= target or n - len(held) <= max(1, n // 2 if sealed else 1):
             break
-        if remaining_per_length[len(e.inputs)] > 1:
-            chosen.append(e)
-            remaining_per_length[len(e.inputs)] -= 1
-    chosen_ids = {id(e) for e in chosen}
-    heldout += chosen
-    induction = [e for e in rest if id(e) not in chosen_ids]
-    if not heldout:  # a single length and too few examples: hold out one anyway
-        heldout, induction = induction[-1:], induction[:-1]
+        if left_per_length[len(e.inputs)] > 1 or len(lengths) == 1:
+            held.append(e)
+            left_per_length[len(e.inputs)] -= 1
+    held_ids = {id(e) for e in held}
+    induction = [e for e in examples if id(e) not in held_ids]
+    longest_first = sorted(held, key=lambda e: (-len(e.inputs), _stable_hash(e)))
+    if sealed:
+        sealed_set = longest_first[0::2]
+        validation = longest_first[1::2]
+    else:
+        sealed_set, validation = [], longest_first
     order = lambda e: (len(e.inputs), e.line)  # noqa: E731 - readable file order
-    return Split(induction=tuple(sorted(induction, key=order)), heldout=tuple(sorted(heldout, key=order)))
+    return Split(induction=tuple(sorted(induction, key=order)), validation=tuple(sorted(validation, key=order)),
+                 sealed=tuple(sorted(sealed_set, key=order)))

@@ -326,6 +326,26 @@ TASKS = [
 ]
 
 
+# --------------------------------------------------------------------------- oracles
+
+def _oracle(rule: Callable[[List[Any]], Any], distinct_only: bool) -> Callable[[List[Any]], Any]:
+    """The rule as an oracle for `autoconn`: inputs outside its domain (a repeated token where the
+    task is defined on distinct tokens) answer None, which the verifier counts but never scores."""
+    def oracle(xs: List[Any]) -> Any:
+        if distinct_only and len(set(xs)) != len(xs):
+            return None
+        return rule(list(xs))
+    return oracle
+
+
+DISTINCT_TASKS = ("sort_unique", "rank_unique")
+
+# One function per task, named like its file: `autoconn bench rule_examples` finds them here, and
+# `autoconn induce rule_examples/sort.jsonl --oracle rule_examples/generate.py:sort` uses one directly.
+for _name, _tier, _description, _vocab, _sampler, _rule, _broadcast in TASKS:
+    globals()[_name] = _oracle(_rule, _name in DISTINCT_TASKS)
+
+
 def examples_for(name: str, vocab, sampler, distinct_tokens: bool) -> List[List[Any]]:
     rng = random.Random(zlib.crc32(name.encode()))
     inputs: List[List[Any]] = []
@@ -353,7 +373,7 @@ def examples_for(name: str, vocab, sampler, distinct_tokens: bool) -> List[List[
 
 def main() -> int:
     for name, tier, description, vocab, sampler, rule, broadcast in TASKS:
-        is_distinct = name in ("sort_unique", "rank_unique")
+        is_distinct = name in DISTINCT_TASKS
         lines = [json.dumps({"name": name, "description": description, "vocab": list(vocab)})]
         for xs in examples_for(name, vocab, sampler, is_distinct):
             out = rule(xs)

@@ -7,6 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from autoconn.cli import app
+from autoconn.conn.artifact import Library
 from tests.conftest import REPO
 
 LIBRARY = str(REPO / "generated_conns")
@@ -36,9 +37,11 @@ def test_run_rejects_a_token_outside_the_vocab():
     assert result.exit_code == 2 and "'z'" in result.stderr and "not in this CoNN's vocab" in result.stderr
 
 
-def test_run_rejects_an_input_longer_than_max_seq_len():
-    result = invoke("run", "reverse", *(["a"] * 17))
-    assert result.exit_code == 2 and "at most 16" in result.stderr
+def test_run_refuses_an_input_longer_than_the_proven_length():
+    proven = Library(LIBRARY).get("reverse").verified_length
+    result = invoke("run", "reverse", *(["a"] * (proven + 1)))
+    assert result.exit_code == 2 and f"proven only up to {proven} (compiled for 16)" in result.stderr
+    assert "--unverified-lengths" in result.stderr
 
 
 def test_unknown_conn_exits_2_and_names_the_library():

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from autoconn.cli import app
-from autoconn.task import TaskError, load_task, split_task
+from autoconn.task import SplitError, TaskError, load_task, split_task
 from tests.conftest import reverse_rows
 
 GOOD = [{"input": list("ab"), "output": list("ba")}, {"input": list("abc"), "output": list("cba")},
@@ -30,9 +30,15 @@ def test_string_input_single_value_output_and_header(make_task):
     assert task.name == "parity" and task.description == "xor of the bits"
     assert task.output_shape == "broadcast" and task.output_vocab == (0, 1)
     assert task.examples[-1].outputs == (0, 0, 0)
-    chars = load_task(make_task([{"input": "abc", "output": "cba"}, {"input": "ab", "output": "ba"},
-                                 {"input": "a", "output": "a"}, {"input": "ba", "output": "ab"}], "s.jsonl"))
-    assert chars.examples[0].inputs == ("a", "b", "c")
+    chars = load_task(make_task([{"input": "abc", "output": list("cba")}, {"input": "ab", "output": "x"},
+                                 {"input": "a", "output": "a"}, {"input": "ba", "output": ["a", "b"]}], "s.jsonl"))
+    assert chars.examples[0].inputs == ("a", "b", "c") and chars.examples[1].outputs == ("x", "x")
+
+
+def test_a_string_output_as_long_as_a_string_input_is_ambiguous(make_task):
+    """"cba" for input "abc" could be one value or one character per position: refused, with both spellings."""
+    with pytest.raises(TaskError, match=r'"output" is the string \'cba\'.*\n.*\["c", "b", "a"\].*\["cba", "cba", "cba"\]'):
+        load_task(make_task([{"input": "abc", "output": "cba"}, {"input": "ab", "output": ["b", "a"]}]))
 
 
 def test_fractional_outputs_are_numerical(make_task):
@@ -58,18 +64,33 @@ def test_split_is_deterministic_and_holds_out_longest(make_task):
     rows = reverse_rows(5)
     task = load_task(make_task(rows))
     first, second = split_task(task), split_task(load_task(make_task(list(reversed(rows)), "r.jsonl")))
-    assert {e.inputs for e in first.heldout} == {e.inputs for e in second.heldout}
-    assert max(len(e.inputs) for e in first.heldout) == 5
+    for part in ("induction", "validation", "sealed"):
+        assert {e.inputs for e in getattr(first, part)} == {e.inputs for e in getattr(second, part)}
+    # the longest length goes to validation and sealed both, never to induction
+    assert max(len(e.inputs) for e in first.sealed) == 5 and max(len(e.inputs) for e in first.validation) == 5
     assert max(len(e.inputs) for e in first.induction) < 5
     assert len(first.induction) >= len(task.examples) // 2
-    assert not {e.inputs for e in first.induction} & {e.inputs for e in first.heldout}
+    sets = [{e.inputs for e in getattr(first, part)} for part in ("induction", "validation", "sealed")]
+    assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
+    assert sum(map(len, sets)) == len(task.examples)
+
+
+def test_a_file_too_small_for_three_sets_says_how_many_to_add(make_task):
+    task = load_task(make_task(GOOD[:4] + [{"input": list("cc"), "output": list("cc")}]))
+    with pytest.raises(SplitError, match=r"holds 5 distinct example\(s\).*need at least 8(.|\n)*add 3 more.*--oracle.*--no-sealed"):
+        split_task(task)
+    without = split_task(task, sealed=False)  # --no-sealed, or an oracle gives the verdict
+    assert not without.sealed and without.validation and without.induction
 
 
 def test_split_single_length_still_holds_out(make_task):
     task = load_task(make_task(GOOD[:2] + [{"input": list("cc"), "output": list("cc")}, {"input": list("bb"), "output": list("bb")},
                                             {"input": list("ba"), "output": list("ab")}]))
-    split = split_task(task)
-    assert split.heldout and len(split.induction) >= 2
+    split = split_task(task, sealed=False)
+    assert split.validation and len(split.induction) >= 2
+    rows = [{"input": [a, b], "output": [b, a]} for a in "abc" for b in "abc"]
+    three = split_task(load_task(make_task(rows, "one_length.jsonl")))
+    assert three.sealed and three.validation and len(three.induction) >= len(rows) // 2
 
 
 BAD_CASES = [
@@ -86,7 +107,7 @@ BAD_CASES = [
     ("list_token", [*GOOD, {"input": [["a"], "b"], "output": ["a", "b"]}], 5, "contains a list"),
     ("dict_token", [*GOOD, {"input": [{"a": 1}], "output": ["a"]}], 5, "contains a dict"),
     ("conflict", [*GOOD, {"input": ["a", "b"], "output": ["a", "b"]}], 5, "same input as line 1 has a different output"),
-    ("too_few", GOOD[:3], None, "only 3 distinct example(s); at least 4"),
+    ("too_few", GOOD[:1], None, "only 1 distinct example(s); at least 2"),
     ("empty_file", [], None, "holds no examples"),
     ("bool_int_mix", [*GOOD[:3], {"input": [True, 1], "output": ["a", "b"]}], 4, "mixes booleans and integers"),
     ("vocab_violation", [{"vocab": ["a", "b"]}, *GOOD], 3, "not in the declared vocab"),

@@ -42,7 +42,7 @@ class Verification:
     def passed(self) -> bool:
         return self.total > 0 and self.correct == self.total
 
-    def to_json(self, max_failures: int = 10, examples: str = "held-out") -> dict[str, Any]:
+    def to_json(self, max_failures: int = 10, examples: str = "sealed") -> dict[str, Any]:
         return {
             "examples": examples,
             "total": self.total,
@@ -87,3 +87,33 @@ def verify_outputs(
             failures.append(Failure(list(example.inputs), list(example.outputs), got_list))
     longest = max((len(e.inputs) for e in examples), default=0)
     return Verification(total=len(examples), correct=correct, failures=tuple(failures), max_length=longest)
+
+
+def score_runtime(runtime: Any, examples: Sequence[Example], kind: OutputKind) -> Verification:
+    """Runs `examples` through a loaded CoNN (the host's own forward pass over the weights) and
+    scores them: the only way a verdict is reached. An input the CoNN cannot take scores wrong."""
+    from autoconn.conn.runtime import ConnInputError
+
+    if not examples:
+        return Verification(total=0, correct=0)
+    try:
+        outputs: list[Any] = runtime.run([list(e.inputs) for e in examples])
+    except ConnInputError:
+        outputs = []
+        for example in examples:
+            try:
+                outputs.append(runtime.run([list(example.inputs)])[0])
+            except ConnInputError:
+                outputs.append(None)
+    return verify_outputs(examples, outputs, kind)
+
+
+def by_length(examples: Sequence[Example], verification: Verification) -> list[dict[str, int]]:
+    """Per input length: how many examples and how many right (for conn.json and the review)."""
+    wrong: dict[int, int] = {}
+    for failure in verification.failures:
+        wrong[len(failure.inputs)] = wrong.get(len(failure.inputs), 0) + 1
+    counts: dict[int, int] = {}
+    for example in examples:
+        counts[len(example.inputs)] = counts.get(len(example.inputs), 0) + 1
+    return [{"length": n, "inputs": counts[n], "correct": counts[n] - wrong.get(n, 0)} for n in sorted(counts)]

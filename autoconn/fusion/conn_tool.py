@@ -24,14 +24,20 @@ class FusedConn:
     name: str
     spec: FusionSpec
     runtime: ConnRuntime
+    proven_length: Optional[int] = None  # operands longer than this go back to the LM (None: the compiled length)
 
     @classmethod
-    def from_entry(cls, entry: LibraryEntry, spec: Optional[FusionSpec] = None) -> "FusedConn":
-        return cls(entry.name, spec or spec_of_meta(entry.name, entry.meta), entry.runtime())
+    def from_entry(cls, entry: LibraryEntry, spec: Optional[FusionSpec] = None, *,
+                   unverified_lengths: bool = False) -> "FusedConn":
+        """`unverified_lengths`: also hand it operands beyond its proven length (up to the compiled one)."""
+        return cls(entry.name, spec or spec_of_meta(entry.name, entry.meta), entry.runtime(),
+                   None if unverified_lengths else entry.verified_length)
 
     @property
     def max_seq_len(self) -> int:
-        return self.runtime.spec.max_seq_len
+        """The longest operand the gate hands this CoNN: the length it is proven up to, by default."""
+        compiled = self.runtime.spec.max_seq_len
+        return compiled if self.proven_length is None else min(compiled, self.proven_length)
 
     @property
     def rule(self) -> GateRule:
@@ -52,14 +58,16 @@ class FusedConn:
         return self.answer(parsed)
 
 
-def load_fused_conns(names: Sequence[str], library: Library | str | Path = "generated_conns") -> list[FusedConn]:
+def load_fused_conns(names: Sequence[str], library: Library | str | Path = "generated_conns", *,
+                     unverified_lengths: bool = False) -> list[FusedConn]:
     """The named library CoNNs with their specs; raises LibraryError (unknown name) or
-    FusionSpecError (bad or clashing specs) before loading any weights."""
+    FusionSpecError (bad or clashing specs) before loading any weights. Each refuses operands
+    longer than it is proven on (the LM writes those) unless `unverified_lengths`."""
     library = library if isinstance(library, Library) else Library(library)
     entries = [library.get(name) for name in dict.fromkeys(names)]
     specs = {entry.name: spec_of_meta(entry.name, entry.meta) for entry in entries}
     check_together(specs)
-    return [FusedConn.from_entry(entry, specs[entry.name]) for entry in entries]
+    return [FusedConn.from_entry(entry, specs[entry.name], unverified_lengths=unverified_lengths) for entry in entries]
 
 
 def check_fused(conns: Sequence[FusedConn]) -> None:

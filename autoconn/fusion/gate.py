@@ -85,5 +85,5 @@ def decide(context: str, rules: Sequence[GateRule]) -> Decision:
     if isinstance(parsed, str):
         return Refusal(rule.conn, operand, f"operand {operand!r}: {parsed}")
     if len(parsed) > rule.max_seq_len:
-        return Refusal(rule.conn, operand, f"operand has {len(parsed)} tokens; {rule.conn} takes at most {rule.max_seq_len}")
+        return Refusal(rule.conn, operand, f"operand has {len(parsed)} tokens; {rule.conn} is proven on at most {rule.max_seq_len}")
     return Fire(rule.conn, operand, parsed)

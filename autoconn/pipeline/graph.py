@@ -1,13 +1,15 @@
 """One LangGraph StateGraph from a task file to a registered CoNN, checkpointed in SQLite.
 
-    observe -> induce -> check -> verify -> register -> finish
-                 ^         |        |
-                 +---------+--------+   a rejected candidate becomes feedback; the next
-                                        pending one is checked, or the inducer is asked again,
-                                        until one verifies or the budget is spent.
+    observe -> induce -> check -> validate -> test -> register -> finish
+                 ^         |          |          |
+                 +---------+----------+          +--> finish (failed: never registered)
+                 a rejected candidate becomes feedback (validation counterexamples included);
+                 the next pending one is checked, or the inducer is asked again, until one
+                 validates or the budget is spent. Then the smallest validated candidate
+                 meets the sealed set (and the oracle's sealed draw) once: the verdict.
 
 An inducer whose candidates are unordered (LLM samples: `compare_candidates`) has every
-pending candidate of its batch verified too; the smallest verified one is registered.
+pending candidate of its batch validated too; the smallest validated one is tested.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from typing import Any, Optional
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 
-from autoconn.pipeline.nodes import Resources, after_check, after_induce, after_verify, make_nodes, timed
+from autoconn.pipeline.nodes import Resources, after_check, after_induce, after_test, after_validate, make_nodes, revealed, timed
 from autoconn.pipeline.runlog import RunLog
 from autoconn.pipeline.state import InductionState, RunConfig, new_state
 
-STEPS_PER_ATTEMPT = 3  # induce, check, verify at most, per candidate
+STEPS_PER_ATTEMPT = 3  # induce, check, validate at most, per candidate
 
 
 def build_graph(resources: Resources, checkpointer: Any = None) -> Any:
@@ -36,9 +38,10 @@ def build_graph(resources: Resources, checkpointer: Any = None) -> Any:
     graph.add_edge(START, "observe")
     graph.add_edge("observe", "induce")
     graph.add_conditional_edges("induce", after_induce, {"check": "check", "finish": "finish"})
-    graph.add_conditional_edges("check", after_check, {"verify": "verify", "check": "check", "induce": "induce",
-                                                       "register": "register", "finish": "finish"})
-    graph.add_conditional_edges("verify", after_verify, {"register": "register", "check": "check", "induce": "induce", "finish": "finish"})
+    routes = {"validate": "validate", "test": "test", "check": "check", "induce": "induce", "finish": "finish"}
+    graph.add_conditional_edges("check", after_check, routes)
+    graph.add_conditional_edges("validate", after_validate, routes)
+    graph.add_conditional_edges("test", after_test, {"register": "register", "finish": "finish"})
     graph.add_edge("register", "finish")
     graph.add_edge("finish", END)
     return graph.compile(checkpointer=checkpointer)
@@ -61,19 +64,28 @@ class RunOutcome:
         """The `--json` object of `autoconn induce` (DESIGN.md contract plus figures)."""
         state, config = self.state, self.state["config"]
         winner = state.get("verified") or {}
-        heldout = winner.get("heldout") or {}
+        tested = state.get("tested") or {}
+        record = winner.get("verified") or tested.get("verified") or {}
+        sealed, oracle = record.get("sealed") or {}, record.get("oracle") or {}
         task = state.get("task_summary", {})
-        revealed = sum(len(f.get("counterexamples", [])) for f in state.get("feedback", []) if f["stage"] == "verify")
+        verdict_total = int(sealed.get("total", 0)) + int(oracle.get("inputs", 0))
+        verdict_correct = int(sealed.get("correct", 0)) + sum(int(r["correct"]) for r in oracle.get("lengths", []))
+        verified = state.get("status") == "verified"
         return {
-            "status": "verified" if state.get("status") == "verified" else "failed",
+            "status": "verified" if verified else "failed",
             "name": config["name"],
             "program": state.get("registered"),
-            "heldout_accuracy": heldout.get("accuracy"),
-            "heldout_examples": heldout.get("total", task.get("heldout_examples")),
-            "heldout_counterexamples_revealed": revealed,
-            "proven_up_to_length": heldout.get("max_length"),
+            "heldout_accuracy": (verdict_correct / verdict_total if verdict_total else None) if record else None,
+            "heldout_examples": verdict_total if record else task.get("sealed_examples"),
+            "verified": record or None,
+            "verified_length": record.get("max_length") if verified else None,
+            "verified_how": record.get("how") if verified else None,
+            "held_out": record.get("held_out") if record else None,
+            "statement": record.get("statement") if record else None,
+            "validation_revealed": revealed(state),
             "induced_up_to_length": task.get("induction_max_length"),
             "compiled_max_seq_len": (state.get("settings") or {}).get("max_seq_len"),
+            "split": {key: task.get(f"{key}_examples") for key in ("induction", "validation", "sealed")},
             "attempts": state.get("attempts", 0),
             "seconds": round(state.get("elapsed", self.seconds), 2),
             "inducer": (winner.get("candidate") or {}).get("origin") or state.get("active_inducer"),
@@ -83,15 +95,16 @@ class RunOutcome:
             "inducer_notes": state.get("inducer_log", []),
             "run_id": self.run_id,
             "run_log": str(self.log_path),
-            "verified_candidates": len(state.get("verified_pool") or []),
+            "validated_candidates": len(state.get("validated_pool") or []),
             "inducer_usage": state.get("inducer_usage", {}),
             "last_feedback": [{"stage": f["stage"], "message": f["message"]} for f in state.get("feedback", [])[-3:]],
         }
 
 
 def run_induction(resources: Resources, config: Optional[RunConfig] = None, *, resume_run: Optional[str] = None,
-                  runs_dir: str = "runs") -> RunOutcome:
-    """Starts a run from `config`, or resumes `resume_run` from its last checkpoint."""
+                  runs_dir: str = "runs", force: bool = False) -> RunOutcome:
+    """Starts a run from `config`, or resumes `resume_run` from its last checkpoint (`force`: a
+    resumed run may replace an existing entry of its name, e.g. after losing a same-name race)."""
     run_id = resume_run or (config or {}).get("run_id")  # type: ignore[union-attr]
     if not run_id:
         raise ValueError("either a config or a run id to resume is needed")
@@ -113,6 +126,9 @@ def run_induction(resources: Resources, config: Optional[RunConfig] = None, *, r
             if not saved.next:  # already finished: report it again
                 return RunOutcome(run_id, saved.values, 0.0, run_log.log_path)
             run_log.event("resume", next=list(saved.next))
+            if force and not config.get("force"):
+                config = {**config, "force": True}  # type: ignore[assignment]
+                graph.update_state(thread, {"config": config})
             payload = None
         else:
             run_log.event("start", config=config)

@@ -29,7 +29,9 @@ def length_runtime() -> tuple[ConnRuntime, dict]:
     meta = {"description": "length of the input", "vocab": ["a", "b"], "output_kind": "categorical",
             "output_shape": "broadcast", "max_seq_len": 8, "compiler": settings.to_json(),
             "size": model_size(model).to_json(), "spec": runtime.spec.to_json(),
-            "verification": {"total": 5, "correct": 5, "accuracy": 1.0, "max_length": 4},
+            "verified": {"how": "examples", "held_out": True, "max_length": 4, "compiled_max_seq_len": 8,
+                         "sealed": {"total": 5, "correct": 5, "max_length": 4}, "validation": None, "validation_revealed": 0,
+                         "oracle": None, "statement": "proven on inputs up to 4 tokens (compiled for 8) by 5/5 sealed examples"},
             "provenance": {"inducer": "hand-written"}, "task": {"path": "t.jsonl", "sha256": "0" * 64}}
     return runtime, meta
 
@@ -41,7 +43,7 @@ def test_write_then_load_runs_without_recompiling(tmp_path: Path, length_runtime
     assert sorted(p.name for p in entry.path.iterdir()) == ["conn.json", "program.py", "weights.npz"]
     text = entry.program_path.read_text()
     assert text.startswith('"""CoNN \'length\'') and "program = rasp.SelectorWidth" in text
-    assert "5/5 held-out examples" in text
+    assert "5/5 sealed examples" in text and "proven up to 4 tokens" in text
     index = json.loads((tmp_path / "lib" / "index.json").read_text())
     assert index["conns"]["length"]["layers"] == meta["size"]["layers"]
     # A fresh process loads the weights and runs them; tracr's compiler is never imported.
@@ -64,10 +66,10 @@ def test_existing_name_is_refused_unless_forced(tmp_path: Path, length_runtime):
     assert not [p for p in (tmp_path / "lib").iterdir() if p.name.startswith((".staging", ".retired"))]
 
 
-@pytest.mark.parametrize("name", ["../evil", "", "a/b", ".hidden", "x" * 65])
+@pytest.mark.parametrize("name", ["../evil", "", "a/b", ".hidden", "x" * 65, "evil\n", "Upper", "index.json", "a.b"])
 def test_bad_names_are_refused(tmp_path: Path, length_runtime, name: str):
     runtime, meta = length_runtime
-    with pytest.raises(LibraryError, match="invalid CoNN name"):
+    with pytest.raises(LibraryError, match="is not a valid name"):
         Library(tmp_path / "lib").write(name, SOURCE, meta, runtime=runtime)
 
 

@@ -34,7 +34,7 @@ def test_an_already_closed_operand_does_not_fire_again():
 def test_out_of_vocab_too_long_and_empty_operands_are_refused_with_reasons():
     assert decide("sort(3x1)=", RULES) == Refusal("sort", "3x1", "operand '3x1': 'x' is not in the CoNN's vocab")
     too_long = decide("sort(01230)=", RULES)
-    assert isinstance(too_long, Refusal) and "5 tokens; sort takes at most 4" in too_long.reason
+    assert isinstance(too_long, Refusal) and "5 tokens; sort is proven on at most 4" in too_long.reason
     assert isinstance(decide("sort()=", RULES), Refusal)
     assert isinstance(decide("sort(1 2)=", RULES), Refusal)  # char split: the space is not a token
 
