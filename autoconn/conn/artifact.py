@@ -36,6 +36,7 @@ from typing import Any, Iterator
 from filelock import FileLock
 
 from autoconn.conn.runtime import ConnRuntime, ConnSpec
+from autoconn.faults import exchange_disabled, kill_point
 
 INDEX_FILE = "index.json"
 PROGRAM_FILE = "program.py"
@@ -327,15 +328,18 @@ class Library:
             index["conns"][name] = index_entry(name, meta)
             index["conns"] = dict(sorted(index["conns"].items()))
             index_tmp = _prepare_text(self.index_path, json.dumps(index, indent=2, default=str) + "\n")
+            kill_point("library:staged")
             if final.exists():
-                if not _exchange(staging, final):  # no atomic swap here: two renames, mended by check()
+                if exchange_disabled() or not _exchange(staging, final):  # two renames, mended by check()
                     retired = Path(tempfile.mkdtemp(dir=self.root, prefix=f".retired-{name}-"))
                     os.replace(final, retired / name)
+                    kill_point("library:retired")
                     os.replace(staging, final)
                     staging = retired
             else:
                 os.replace(staging, final)
             _fsync_dir(self.root)
+            kill_point("library:swapped")
             os.replace(index_tmp, self.index_path)
             index_tmp = None
             _fsync_dir(self.root)

@@ -43,6 +43,9 @@ DEFAULT_BRACKETS = (("(", DEFAULT_TRIGGER), ("[", "]="), ("{", "}="), ("<", ">="
 NUMBER_DECIMALS = 4
 
 
+MAX_MARKER_CHARS = 64  # operand starts and triggers: long enough for any real marker
+
+
 class FusionSpecError(ValueError):
     """A fusion spec that cannot work: says what is wrong and what to do."""
 
@@ -197,6 +200,12 @@ def validate(spec: FusionSpec, vocab: Sequence[Token]) -> None:
         raise FusionSpecError("the operand start is empty: give the text that opens an operand, e.g. --operand-start 'sort('")
     if not spec.trigger:
         raise FusionSpecError("the trigger is empty: give the text that closes an operand and calls the CoNN, e.g. --trigger ')='")
+    for what, text in (("operand start", spec.operand_start), ("trigger", spec.trigger)):
+        if len(text) > MAX_MARKER_CHARS:
+            raise FusionSpecError(f"the {what} is {len(text):,} characters long; at most {MAX_MARKER_CHARS} are allowed "
+                                  "(it is matched against every character the LM writes)")
+        if any(not ch.isprintable() for ch in text):
+            raise FusionSpecError(f"the {what} {text!r} holds a newline or another control character: use printable text")
     if spec.split not in SPLITS:
         raise FusionSpecError(f"split {spec.split!r}: choose 'char' or 'space'")
     if spec.output.positions not in POSITIONS:

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from autoconn.checking import conn_metadata, fusion_for_task, make_job, output_kind_problem
-from autoconn.conn.artifact import Library
+from autoconn.conn.artifact import Library, LibraryError
 from autoconn.conn.compile import CompileSettings, default_settings
 from autoconn.conn.runtime import ConnRuntime, ConnSpec
 from autoconn.conn.verify import Verification, by_length, score_runtime
+from autoconn.faults import kill_point
 from autoconn.inducers.base import Counterexample, Feedback, Inducer
 from autoconn.oracle import Draw, OracleDraw, OracleSpec, check_oracle, make_draw
 from autoconn.pipeline.runlog import RunLog
@@ -327,9 +328,15 @@ def make_nodes(resources: Resources) -> dict[str, Callable[[InductionState], dic
                                  output_values=winner["spec"].get("output_decoding")).to_json()
         meta = conn_metadata(task, settings, winner["size"], winner["spec"], winner["verified"], provenance, fusion=fusion)
         meta["induction"] = winner.get("induction")
-        entry = Library(config["library_dir"]).write(config["name"], winner["candidate"]["source"], meta,
-                                                     weights_file=winner["weights"], force=config["force"],
-                                                     run_id=config["run_id"])
+        kill_point("register:before-write")
+        try:
+            entry = Library(config["library_dir"]).write(config["name"], winner["candidate"]["source"], meta,
+                                                         weights_file=winner["weights"], force=config["force"],
+                                                         run_id=config["run_id"])
+        except LibraryError as error:  # the verdict stays checkpointed: a resume can still register it
+            raise LibraryError(f"{error}\n  the verified CoNN is kept with run {config['run_id']}: "
+                               f"`autoconn induce --resume {config['run_id']}` registers it once this is fixed "
+                               "(add --force to replace the other entry)") from None
         run_log.event("register", name=config["name"], program=str(entry.program_path), attempt=winner["attempt"],
                       validated_candidates=len(state.get("validated_pool") or []))
         return {"registered": str(entry.program_path), "verified": winner, "status": "verified"}

@@ -64,8 +64,8 @@ def test_search_induces_verifies_and_registers(tmp_path: Path):
     summary = json.loads(result.stdout)
     assert summary["status"] == "verified" and summary["inducer"] == "search"
     assert summary["heldout_accuracy"] == 1.0 and summary["heldout_examples"] > 0
-    assert summary["proven_up_to_length"] > summary["induced_up_to_length"]
-    assert summary["compiled_max_seq_len"] == 2 * summary["proven_up_to_length"]
+    assert summary["verified_length"] > summary["induced_up_to_length"]
+    assert summary["compiled_max_seq_len"] == 2 * summary["verified_length"]
     program = tmp_path / summary["program"]
     assert program.exists() and "Found by:     search" in program.read_text()
     index = json.loads((tmp_path / "lib" / "index.json").read_text())
@@ -89,12 +89,13 @@ def test_repair_loop_feeds_counterexamples_back(tmp_path: Path, length_task: Pat
     checks = [e for e in events if e["event"] == "check"]
     assert checks[0]["feedback"]["stage"] == "check"  # wrong on the induction examples
     assert checks[0]["feedback"]["counterexamples"][0]["got"][0] == 3
-    verifies = [e for e in events if e["event"] == "verify"]
-    assert verifies[0]["passed"] is False  # only_short: right on induction, wrong on longer held-out inputs
-    assert "held-out" in verifies[0]["feedback"]["message"]
-    assert len(verifies[0]["feedback"]["counterexamples"][0]["input"]) == 8
-    assert verifies[1]["passed"] is True
-    assert summary["heldout_counterexamples_revealed"] >= 1
+    validations = [e for e in events if e["event"] == "validate"]
+    assert validations[0]["passed"] is False  # only_short: right on induction, wrong on longer validation inputs
+    assert "validation examples" in validations[0]["feedback"]["message"]
+    assert len(validations[0]["feedback"]["counterexamples"][0]["input"]) == 8
+    assert validations[1]["passed"] is True
+    assert [e["passed"] for e in events if e["event"] == "test"] == [True]  # the sealed set, once
+    assert summary["validation_revealed"] >= 1 and summary["verified"]["validation_revealed"] == summary["validation_revealed"]
 
 
 def test_budget_exhaustion_exits_1_with_a_useful_summary(tmp_path: Path, length_task: Path):
@@ -105,7 +106,7 @@ def test_budget_exhaustion_exits_1_with_a_useful_summary(tmp_path: Path, length_
     summary = json.loads(result.stdout)
     assert summary["status"] == "failed" and summary["program"] is None and summary["attempts"] == 2
     assert "no more candidates" in summary["reason"]
-    assert summary["last_feedback"][-1]["stage"] == "verify"
+    assert summary["last_feedback"][-1]["stage"] == "validate"
     assert not (tmp_path / "lib").exists()
     limited = autoconn("induce", str(length_task), "--inducer", "files", *candidate_args(paths), "--sandbox", "process",
                        "--max-attempts", "1", "--out", "lib", "--json", cwd=tmp_path)
