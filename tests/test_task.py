@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from autoconn.cli import app
-from autoconn.task import SplitError, TaskError, load_task, split_task
+from autoconn.task import Limits, SplitError, TaskError, load_task, split_task
 from tests.conftest import reverse_rows
 
 GOOD = [{"input": list("ab"), "output": list("ba")}, {"input": list("abc"), "output": list("cba")},
@@ -111,6 +112,13 @@ BAD_CASES = [
     ("empty_file", [], None, "holds no examples"),
     ("bool_int_mix", [*GOOD[:3], {"input": [True, 1], "output": ["a", "b"]}], 4, "mixes booleans and integers"),
     ("vocab_violation", [{"vocab": ["a", "b"]}, *GOOD], 3, "not in the declared vocab"),
+    ("header_vocab_bool_int", [{"vocab": [True, 1]}, *[{"input": [1] * n, "output": [1] * n} for n in (1, 2, 3)]],
+     1, "mixes booleans and integers"),
+    ("int_40_digits", [*GOOD, {"input": [10 ** 39], "output": ["a"]}], 5, "integers must be below 2**31"),
+    ("int_5000_digits", [*GOOD, '{"input": [' + "9" * 5000 + '], "output": ["a"]}'], 5, "cannot be read"),
+    ("nested_deep", [*GOOD, '{"input": ' + "[" * 40_000 + "]" * 40_000 + ', "output": 1}'], 5, "lists deep"),
+    ("objects_deep", [*GOOD, '{"input": ["a"], "output": ' + '{"a": ' * 12_000 + "1" + "}" * 12_000 + "}"], 5, "nested too deeply"),
+    ("ambiguous_string_output", [*GOOD, {"input": "abc", "output": "cba"}], 5, "as long as the input string"),
 ]
 
 
@@ -141,3 +149,50 @@ def test_bad_task_file_exits_2_and_writes_nothing(tmp_path: Path, make_task, cas
 def test_missing_task_file_exits_2(tmp_path: Path):
     result = CliRunner().invoke(app, ["check", str(tmp_path / "p.py"), str(tmp_path / "nope.jsonl")])
     assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_u2028_inside_a_token_is_part_of_the_token(make_task):
+    """JSON Lines ends lines at \\n only; a raw U+2028 (valid inside a JSON string) is a character."""
+    odd = "a\u2028b"
+    path = make_task([])
+    path.write_text("".join(json.dumps({"input": [odd, "c"], "output": ["c", odd]}, ensure_ascii=False) + "\n"
+                            for _ in range(1)) + "\n".join(json.dumps(r) for r in GOOD) + "\n", encoding="utf-8")
+    assert "\u2028" in path.read_text(encoding="utf-8")
+    task = load_task(path)
+    assert task.examples[0].inputs == (odd, "c") and odd in task.input_vocab
+
+
+@pytest.mark.parametrize("limit,rows,message", [
+    (["examples=5"], GOOD * 1 + [{"input": list(w), "output": list(w)[::-1]} for w in ("aa", "bb", "cc")], "more than 5 examples"),
+    (["max-seq-len=4"], GOOD, "max_seq_len 6 is over the limit of 4"),
+    (["output-values=2"], GOOD, "distinct output values, over the limit of 2"),
+    (["line-bytes=20"], GOOD, "bytes, over the limit of 20"),
+])
+def test_task_size_limits_exit_2_before_any_work_and_say_which_flag_raises_them(tmp_path: Path, make_task, limit, rows, message):
+    path = make_task(rows)
+    program = tmp_path / "program.py"
+    program.write_text("from tracr.rasp import rasp\nprogram = rasp.Map(lambda x: x, rasp.tokens)\n")
+    result = CliRunner().invoke(app, ["induce", str(path), "--limit", limit[0], "--out", str(tmp_path / "lib"),
+                                      "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and message in result.output.replace("\n", " ")
+    assert "--limit" in result.output and not (tmp_path / "runs").exists()
+
+
+def test_default_limits_stop_a_huge_line_and_too_many_examples_fast(tmp_path: Path, make_task):
+    import time
+
+    huge = make_task([{"input": ["a"] * 10_000_000, "output": 1}, *GOOD], "huge.jsonl")
+    started = time.monotonic()
+    with pytest.raises(TaskError, match="over the limit of 100,000"):
+        load_task(huge)
+    many = make_task([{"input": [f"t{i}"], "output": [i % 7]} for i in range(10_000)], "many.jsonl")
+    with pytest.raises(TaskError, match="more than 2,000 examples"):
+        load_task(many)
+    assert time.monotonic() - started < 30
+    raised = load_task(many, limits=Limits.parse(["examples=20000"]))
+    assert len(raised.examples) == 10_000
+
+
+def test_a_bad_limit_flag_is_a_usage_error(tmp_path: Path, make_task):
+    result = CliRunner().invoke(app, ["induce", str(make_task(GOOD)), "--limit", "lines=3"])
+    assert result.exit_code == 2 and "use NAME=N with NAME one of line-bytes, examples, output-values, max-seq-len" in result.output
