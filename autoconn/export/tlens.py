@@ -88,7 +88,11 @@ def load_hooked(directory: str | Path, device: str = "cpu") -> Any:
     kwargs = json.loads((directory / TL_CONFIG_FILE).read_text(encoding="utf-8"))
     kwargs["dtype"] = getattr(torch, kwargs.pop("dtype", "float32"))
     kwargs["device"] = device
-    model = HookedTransformer(HookedTransformerConfig(**kwargs))
+    import warnings
+
+    with warnings.catch_warnings():  # 3.9 announces HookedTransformer's removal in 4.0; it is what researchers use
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = HookedTransformer(HookedTransformerConfig(**kwargs))
     state = {name: torch.from_numpy(array) for name, array in read_safetensors(directory / TL_MODEL_FILE).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     real_missing = [k for k in missing if not k.endswith((".IGNORE", ".mask"))]
