@@ -25,7 +25,7 @@ from autoconn.conn.artifact import Library, LibraryEntry
 from autoconn.export.numpy_model import NumpyConn
 from autoconn.export.safetensors_export import build_config, load_weights
 from autoconn.review import svg
-from autoconn.review.graphinfo import GRAPH_FILE
+from autoconn.conn.graph import GRAPH_FILE
 from autoconn.review.verified import verified_summary
 
 EXAMPLES = 5

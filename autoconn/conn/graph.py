@@ -12,7 +12,7 @@ program.py is untrusted code that must never run in the host process. Two truste
 * for library entries whose program is byte-identical to one of our own trusted programs in
   ``rule_examples/reference/`` (checked by sha256 against conn.json's ``source_sha256``), the host
   compiles the trusted file, checks that the weights it gets equal the stored ones, and writes
-  graph.json (``python -m autoconn.review.graphinfo generated_conns``).
+  graph.json (``python -m autoconn.conn.graph generated_conns``).
 
 Standard library + tracr only in the functions the worker would call.
 """
@@ -209,7 +209,7 @@ def record_from_reference(entry_path: Path, reference: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """python -m autoconn.review.graphinfo [LIBRARY] [REFERENCE_DIR]"""
+    """python -m autoconn.conn.graph [LIBRARY] [REFERENCE_DIR]"""
     args = list(sys.argv[1:] if argv is None else argv)
     library = Path(args[0] if args else "generated_conns")
     reference_dir = Path(args[1] if len(args) > 1 else "rule_examples/reference")

@@ -8,7 +8,7 @@ from tracr.rasp import rasp
 
 from autoconn.conn.compile import compile_program, default_settings
 from autoconn.conn.runtime import extract
-from autoconn.review.graphinfo import compile_with_graph, graph_facts
+from autoconn.conn.graph import compile_with_graph, graph_facts
 from tests.conn import programs
 
 
