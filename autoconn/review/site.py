@@ -163,7 +163,7 @@ def conn_page_data(entry: LibraryEntry) -> dict[str, Any]:
         "graph_svg": Markup(svg.graph_svg(graph)) if graph else None,
         "graph_note": (graph or {}).get("recorded_from"),
         "no_graph": NO_GRAPH,
-        "graph_nodes": [n for n in (graph or {}).get("nodes", [])],
+        "graph_nodes": sorted((graph or {}).get("nodes", []), key=lambda n: (svg._column(n) if n["kind"] != "selector" else 99, n["id"])),  # noqa: SLF001
         "residual_groups": groups,
         "residual_svg": Markup(svg.residual_bar_svg(groups, width)) if groups else None,
         "sizes": {"layers": spec.num_layers, "heads": spec.num_heads, "d_model": width, "d_head": spec.key_size,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 172, 58, 44, 22, 16
+NODE_W, NODE_H, COL_GAP, ROW_GAP, PAD = 184, 58, 36, 22, 16
 PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
 
 
@@ -45,7 +45,7 @@ def graph_svg(graph: dict[str, Any]) -> str:
         for r, node_id in enumerate(ids):
             pos[node_id] = (PAD + col_index[c] * (NODE_W + COL_GAP), PAD + 24 + r * (NODE_H + ROW_GAP))
     width = PAD * 2 + len(columns) * (NODE_W + COL_GAP) - COL_GAP
-    height = PAD * 2 + 24 + max(len(ids) for ids in rows.values()) * (NODE_H + ROW_GAP)
+    height = PAD + 24 + max(len(ids) for ids in rows.values()) * (NODE_H + ROW_GAP)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="rasp-graph" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" aria-label="RASP computation graph">',
              '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
@@ -60,16 +60,27 @@ def graph_svg(graph: dict[str, Any]) -> str:
             layer, kind = divmod(int(c) - 1, 2)
             label = f"layer {layer} · {'attention' if kind == 0 else 'MLP'}"
         parts.append(f'<text x="{x}" y="{PAD + 8}" text-anchor="middle" class="col-head">{escape(label)}</text>')
+    lanes_top = height - PAD  # edges that skip a column run in lanes below the nodes, never behind one
+    lane = 0
     for edge in graph["edges"]:
         if edge["from"] not in pos or edge["to"] not in pos:
             continue
         (x1, y1), (x2, y2) = pos[edge["from"]], pos[edge["to"]]
         sx, sy, tx, ty = x1 + NODE_W, y1 + NODE_H / 2, x2, y2 + NODE_H / 2
-        if tx <= sx:  # same column (should not happen): route below
-            parts.append(f'<path class="edge" d="M{sx - NODE_W / 2},{y1 + NODE_H} C{sx - NODE_W / 2},{ty + 40} {tx + NODE_W / 2},{ty + 40} {tx + NODE_W / 2},{y2 + NODE_H}" marker-end="url(#arrow)"/>')
+        skipped = col_index[column[edge["to"]]] - col_index[column[edge["from"]]] > 1
+        if not skipped:
+            mid = (sx + tx) / 2
+            parts.append(f'<path class="edge" d="M{sx},{sy} C{mid},{sy} {mid},{ty} {tx},{ty}" marker-end="url(#arrow)"/>')
             continue
-        mid = (sx + tx) / 2
-        parts.append(f'<path class="edge" d="M{sx},{sy} C{mid},{sy} {mid},{ty} {tx},{ty}" marker-end="url(#arrow)"/>')
+        ly = lanes_top + 10 + lane * 10
+        lane += 1
+        down, up = sx + COL_GAP / 2, tx - COL_GAP / 2
+        parts.append(f'<path class="edge long" d="M{sx},{sy} C{down},{sy} {sx},{ly} {down},{ly} L{up},{ly} '
+                     f'C{tx},{ly} {up},{ty} {tx},{ty}" marker-end="url(#arrow)"/>')
+    if lane:
+        old = height
+        height += 10 + lane * 10
+        parts[0] = parts[0].replace(f'height="{old}" viewBox="0 0 {width} {old}"', f'height="{height}" viewBox="0 0 {width} {height}"')
     for node_id, node in nodes.items():
         x, y = pos[node_id]
         cls = "node selector" if node["kind"] == "selector" else ("node input" if column[node_id] == 0 else "node sop")
