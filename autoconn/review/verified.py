@@ -20,6 +20,7 @@ def verified_summary(meta: dict[str, Any]) -> dict[str, Any]:
             "sealed": block.get("sealed"),
             "oracle": block.get("oracle"),
             "validation_revealed": block.get("validation_revealed"),
+            "examples_label": "sealed examples",
             "legacy": False,
         }
     old = meta.get("verification") or {}
@@ -27,8 +28,10 @@ def verified_summary(meta: dict[str, Any]) -> dict[str, Any]:
         "length": old.get("max_length"),
         "how": "examples",
         "compiled": int(compiled or 0),
-        "held_out": None,
+        "held_out": old.get("examples") not in ("task", None) or None,
         "sealed": {"total": old.get("total"), "correct": old.get("correct")} if old.get("total") is not None else None,
+        # older entries checked by `autoconn check` ran the whole task file ("task"), not a sealed split
+        "examples_label": "task examples (all)" if old.get("examples") == "task" else "held-out examples",
         "oracle": None,
         "validation_revealed": None,
         "legacy": True,
