@@ -112,6 +112,49 @@ def _decode_sops(graph: dict[str, Any], resid: np.ndarray) -> list[dict[str, Any
     return sorted(rows, key=lambda r: r["order"])
 
 
+def live_model(config: dict[str, Any], weights: dict[str, np.ndarray], graph: dict[str, Any] | None,
+               live: list[tuple[int, int]], head_names: dict[tuple[int, int], str]) -> dict[str, Any]:
+    """What the page's own forward pass (review.js, in the browser) needs: the weights as base64
+    float32 with empty sublayers and dead MLP units dropped (exact: they add 0), the codecs, and
+    the graph's decoding facts. Lets a reader type any input, not only the pre-rendered ones."""
+    import base64
+
+    def pack(array: np.ndarray) -> dict[str, Any]:
+        array = np.ascontiguousarray(array, dtype="<f4")
+        return {"shape": list(array.shape), "b64": base64.b64encode(array.tobytes()).decode("ascii")}
+
+    layers = []
+    for layer in range(config["architecture"]["n_layers"]):
+        a, m = f"transformer/layer_{layer}/attn", f"transformer/layer_{layer}/mlp"
+        item: dict[str, Any] = {"attn": None, "mlp": None}
+        if np.any(weights[f"{a}/linear/w"]) or np.any(weights[f"{a}/linear/b"]):
+            item["attn"] = {part: pack(weights[f"{a}/{part}"]) for part in
+                            ("query/w", "query/b", "key/w", "key/b", "value/w", "value/b", "linear/w", "linear/b")}
+        w1, b1, w2, b2 = (weights[f"{m}/{n}"] for n in ("linear_1/w", "linear_1/b", "linear_2/w", "linear_2/b"))
+        alive = (np.any(w1, axis=0) | (b1 != 0)) & np.any(w2, axis=1)
+        if alive.any() or np.any(b2):
+            item["mlp"] = {"w1": pack(w1[:, alive]), "b1": pack(b1[alive]), "w2": pack(w2[alive, :]), "b2": pack(b2)}
+        layers.append(item)
+    nodes = []
+    for node in (graph or {}).get("nodes", []):
+        if node["kind"] == "sop" and node.get("residual_dims"):
+            nodes.append({"id": node["id"], "place": svg._placement(node) or "input", "dims": node["residual_dims"],  # noqa: SLF001
+                          "values": node.get("dim_values"), "numerical": node.get("encoding") == "numerical",
+                          "order": [node.get("mlp_layer", node.get("layer")) if node.get("layer") is not None else -1,
+                                    0 if node.get("sublayer") == "attn" else 1, node["id"]]})
+    return {
+        "encoding": [[str(token), index] for token, index in config["input_encoding"]],
+        "bos": config["bos_token"], "pad": config["pad_token"], "max_len": config["max_seq_len"],
+        "verified_length": config["verified_length"], "kind": config["output"]["kind"],
+        "decoding": [str(v) for v in config["output"]["decoding"]],
+        "heads": config["architecture"]["n_heads"], "d_head": config["architecture"]["d_head"], "causal": config["architecture"]["attention"] == "causal",
+        "token_embed": pack(weights["token_embed/embeddings"]), "pos_embed": pack(weights["pos_embed/embeddings"]),
+        "unembed": pack(weights["unembed"]), "layers": layers,
+        "live_heads": [[layer, head, head_names.get((layer, head))] for layer, head in live],
+        "sops": sorted(nodes, key=lambda n: (n["order"][0], n["order"][1], n["order"][2])),
+    }
+
+
 def conn_page_data(entry: LibraryEntry) -> dict[str, Any]:
     meta = entry.meta
     weights = load_weights(entry)
@@ -174,6 +217,8 @@ def conn_page_data(entry: LibraryEntry) -> dict[str, Any]:
         "oracle_lengths": lengths,
         "examples": examples,
         "spec": spec,
+        "live_json": Markup(json.dumps(live_model(config, weights, graph, live, head_names)).replace("</", "<\\/")),
+        "vocab_hint": " ".join(str(t) for t in spec.vocab),
     }
 
 

@@ -67,3 +67,19 @@ def test_index_filters_in_chromium(site: Path, tmp_path: Path):
     visible = {name for name, hidden in rows if not hidden}
     assert visible == {"reverse"}, rows
     assert "1 shown" in dom.stdout
+
+
+@pytest.mark.parametrize("name,tokens", [("reverse", ["e", "a", "d", "d", "b", "c", "a"]), ("sort", [3, 1, 4, 1, 5, 2, 0, 2]),
+                                         ("parity", [1, 0, 1, 1, 0, 1])])
+def test_typed_input_runs_in_the_page_like_the_runtime(site: Path, tmp_path: Path, name: str, tokens: list):
+    """The page's own forward pass (any input the reader types) gives the runtime's output."""
+    from autoconn.conn.artifact import Library
+
+    expected = Library(REPO / "generated_conns").get(name).runtime().run([tokens])[0]
+    page = (site / "conns" / f"{name}.html").resolve()
+    dom = browse(tmp_path, page.as_uri() + "#input=" + "%20".join(str(t) for t in tokens), "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    custom = dom.stdout[dom.stdout.index('id="custom-result"'):]
+    custom = custom[:custom.index("</section>")]
+    assert re.findall(r'class="model-output">([^<]*)', custom) == [" ".join(str(v) for v in expected)]
+    assert '<svg' in custom and 'class="heatmap"' in custom
