@@ -42,6 +42,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/autoconn bench rule_examples
 	$(BIN)/python benchmarks/runtime.py
 	$(BIN)/python benchmarks/fusion.py
+	$(BIN)/python benchmarks/sizes.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
