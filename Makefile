@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_TASK ?= rule_examples/sort.jsonl
 
-.PHONY: demo test test-fast sandbox bench clean
+.PHONY: demo test test-fast sandbox browser bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,16 @@ demo: $(STAMP)
 	@echo
 	$(BIN)/autoconn list
 
-test: $(STAMP) sandbox
+# The tests also need the export extra (torch CPU + transformer-lens) and headless Chromium.
+TEST_STAMP := $(VENV)/.test-installed
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,export]'
+	touch $(TEST_STAMP)
+
+browser:
+	@bash .ci/browser-setup.sh || echo "no Chromium could be installed: the browser test skips outside CI (see README, Reviewing)"
+
+test: $(TEST_STAMP) sandbox browser
 	$(BIN)/python -m pytest -q -rs
 
 test-fast: $(STAMP)
@@ -42,6 +51,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/autoconn bench rule_examples
 	$(BIN)/python benchmarks/runtime.py
 	$(BIN)/python benchmarks/fusion.py
+	$(BIN)/python benchmarks/sizes.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

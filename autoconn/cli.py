@@ -849,6 +849,57 @@ def sandbox_build_command(
     out.print(f"built {tag}")
 
 
+# --- review and export (issue 16): the logic lives in autoconn/review/ and autoconn/export/ ---
+
+@app.command()
+def review(
+    out_dir: Path = typer.Option(Path("review"), "--out", help="Folder for the HTML site (index.html, conns/NAME.html)."),
+    library: Path = typer.Option(Path("generated_conns"), "--library", help="Library folder."),
+    open_browser: bool = typer.Option(False, "--open", help="Open the index in a web browser."),
+) -> None:
+    """Write a static HTML review of the library: one page per CoNN (program, RASP graph, residual
+    layout, verification by length, attention heatmaps and SOp values for example inputs) and an index."""
+    from autoconn.review.site import build_site
+
+    try:
+        index = build_site(library, out_dir)
+    except LibraryError as error:
+        fail_usage(str(error))
+    out.print(f"review written: {index}", highlight=False)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(index.resolve().as_uri())
+
+
+@app.command()
+def export(
+    name: str = typer.Argument(..., help="A registered CoNN."),
+    to: Path = typer.Option(..., "--to", help="Folder to write the export into."),
+    fmt: str = typer.Option("safetensors", "--format", help="safetensors (model.safetensors + config.json + a numpy loader) or transformer-lens."),
+    library: Path = typer.Option(Path("generated_conns"), "--library", help="Library folder."),
+) -> None:
+    """Export a CoNN's weights (exactly as the runtime uses them) to safetensors or TransformerLens."""
+    if fmt not in ("safetensors", "transformer-lens"):
+        fail_usage(f"--format {fmt!r}: use safetensors or transformer-lens")
+    try:
+        if fmt == "safetensors":
+            from autoconn.export.safetensors_export import export_safetensors
+
+            folder = export_safetensors(name, to, library)
+            hint = f"python -c \"import sys; sys.path.insert(0, '{folder}'); import conn_numpy; print(conn_numpy.load('{folder}').run([...]))\""
+        else:
+            from autoconn.export.tlens import export_transformer_lens
+
+            folder = export_transformer_lens(name, to, library)
+            hint = f"from autoconn.export.tlens import load_hooked; model = load_hooked('{folder}')   # needs pip install -e '.[export]'"
+    except LibraryError as error:
+        fail_usage(str(error))
+    for path in sorted(folder.iterdir()):
+        out.print(f"  {path}", highlight=False)
+    out.print(f"exported {name} ({fmt}) to {folder}\n  {hint}", highlight=False, markup=False)
+
+
 def usage_error_types() -> tuple[type[BaseException], ...]:
     """Every error that means "bad input or usage" (exit 2): task files, names, the library, oracles,
     fusion specs, an unusable sandbox."""
