@@ -475,7 +475,8 @@ def check(
                 meta = conn_metadata(task, settings, outcome.result.size, outcome.result.spec, record,
                                      {"inducer": "hand-written", "checked_with": f"autoconn check ({box.backend} sandbox)"},
                                      fusion=fusion)
-                entry = library.write(register, source, meta, weights_file=outcome.result.weights_path, force=force)
+                entry = library.write(register, source, meta, weights_file=outcome.result.weights_path, force=force,
+                                      graph=getattr(outcome.result, "graph", None))
                 summary["registered"] = str(entry.program_path)
     if as_json:
         emit_json(summary)

@@ -35,6 +35,7 @@ from typing import Any, Iterator
 
 from filelock import FileLock
 
+from autoconn.conn.graph import GRAPH_FILE
 from autoconn.conn.runtime import ConnRuntime, ConnSpec
 from autoconn.faults import exchange_disabled, kill_point
 
@@ -287,10 +288,12 @@ class Library:
             return None
 
     def write(self, name: str, source: str, meta: dict[str, Any], runtime: ConnRuntime | None = None,
-              weights_file: str | Path | None = None, *, force: bool = False, run_id: str | None = None) -> LibraryEntry:
+              weights_file: str | Path | None = None, *, force: bool = False, run_id: str | None = None,
+              graph: dict[str, Any] | None = None) -> LibraryEntry:
         """Registers a verified CoNN (the steps are in the module docstring). Give the weights as
         a loaded runtime or as an npz file. `run_id`: an entry this same run wrote before it was
-        interrupted is replaced without --force (a resumed registration finishing)."""
+        interrupted is replaced without --force (a resumed registration finishing). `graph`: the
+        compiler's graph facts (autoconn.conn.graph), kept as graph.json for `autoconn review`."""
         check_name(name)
         if runtime is None and weights_file is None:
             raise ValueError("weights are required: pass runtime= or weights_file=")
@@ -303,13 +306,13 @@ class Library:
                 ours = run_id is not None and final.exists() and self.owner_run(name) == run_id
                 if final.exists() and not (force or ours):
                     raise LibraryError(f"a CoNN named {name!r} already exists in {self.root}; pick another --name or pass --force")
-                self._commit(name, source, meta, runtime, weights_file)
+                self._commit(name, source, meta, runtime, weights_file, graph)
         except OSError as err:
             raise LibraryError(os_problem(err, f"registering {name!r} in {self.root}")) from None
         return self.get(name)
 
     def _commit(self, name: str, source: str, meta: dict[str, Any], runtime: ConnRuntime | None,
-                weights_file: str | Path | None) -> None:
+                weights_file: str | Path | None, graph: dict[str, Any] | None) -> None:
         final = self.root / name
         staging = Path(tempfile.mkdtemp(dir=self.root, prefix=f".staging-{name}-"))
         index_tmp: Path | None = None
@@ -322,6 +325,8 @@ class Library:
                 shutil.copyfile(str(weights_file), staging / WEIGHTS_FILE)
             with open(staging / WEIGHTS_FILE, "rb") as handle:
                 os.fsync(handle.fileno())
+            if graph:
+                _write_synced(staging / GRAPH_FILE, (json.dumps(graph, indent=1, default=str) + "\n").encode("utf-8"))
             _fsync_dir(staging)
             index = self.read_index()
             index["format"] = FORMAT_VERSION

@@ -237,6 +237,7 @@ def make_nodes(resources: Resources) -> dict[str, Callable[[InductionState], dic
             kept = run_log.dir / "candidates" / f"{attempt:03d}.npz"
             shutil.copyfile(result.weights_path, kept)
             current["weights"] = str(kept)
+            current["graph"] = getattr(result, "graph", None)
             try:
                 scored = score_runtime(resources.runtime(str(kept), result.spec), induction, task.output_kind)
             except (ValueError, KeyError, OSError) as error:  # weights that do not match their spec
@@ -332,7 +333,7 @@ def make_nodes(resources: Resources) -> dict[str, Callable[[InductionState], dic
         try:
             entry = Library(config["library_dir"]).write(config["name"], winner["candidate"]["source"], meta,
                                                          weights_file=winner["weights"], force=config["force"],
-                                                         run_id=config["run_id"])
+                                                         run_id=config["run_id"], graph=winner.get("graph"))
         except LibraryError as error:  # the verdict stays checkpointed: a resume can still register it
             raise LibraryError(f"{error}\n  the verified CoNN is kept with run {config['run_id']}: "
                                f"`autoconn induce --resume {config['run_id']}` registers it once this is fixed "
