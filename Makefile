@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_TASK ?= rule_examples/sort.jsonl
+DEMO_ORACLE ?= rule_examples/generate.py:sort
 
 .PHONY: demo test test-fast sandbox browser bench clean
 
@@ -22,7 +23,7 @@ sandbox: $(STAMP)
 	fi
 
 demo: $(STAMP)
-	$(BIN)/autoconn induce $(DEMO_TASK) --force
+	$(BIN)/autoconn induce $(DEMO_TASK) --force --oracle $(DEMO_ORACLE)
 	@echo
 	$(BIN)/autoconn list
 

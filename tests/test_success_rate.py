@@ -38,4 +38,9 @@ def test_search_success_rate_does_not_regress(tmp_path: Path):
     assert not lost, f"tasks solved in the baseline and lost now: {lost}"
     baseline_rate = len(expected) / len(tasks)
     assert report["overall"]["rate"] >= baseline_rate
+    # rule_examples/generate.py holds every task's rule: each verdict is an oracle's, at every compiled length
+    for row in report["tasks"]:
+        if row["solved"]:
+            assert row["verified_how"] == "oracle" and row["compiled_length"] == 16, row
+            assert row["verified_length"] >= 8, row
     assert not (REPO / "generated_conns" / "_bench").exists()  # bench never writes into the library
