@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from autoconn.verdict import verified_length
+
 
 def verified_summary(meta: dict[str, Any]) -> dict[str, Any]:
     """{"length", "how", "compiled", "held_out", "sealed", "oracle", "legacy"} — the verified length
@@ -13,7 +15,7 @@ def verified_summary(meta: dict[str, Any]) -> dict[str, Any]:
     compiled = meta.get("max_seq_len") or (meta.get("spec") or {}).get("max_seq_len")
     if isinstance(block, dict) and block.get("max_length") is not None:
         return {
-            "length": int(block["max_length"]),
+            "length": verified_length(meta),
             "how": block.get("how", "examples"),
             "compiled": int(block.get("compiled_max_seq_len") or compiled or 0),
             "held_out": block.get("held_out"),
@@ -25,7 +27,7 @@ def verified_summary(meta: dict[str, Any]) -> dict[str, Any]:
         }
     old = meta.get("verification") or {}
     return {
-        "length": old.get("max_length"),
+        "length": verified_length(meta),
         "how": "examples",
         "compiled": int(compiled or 0),
         "held_out": old.get("examples") not in ("task", None) or None,

@@ -52,7 +52,7 @@ def test_safetensors_export_runs_like_the_runtime(tmp_path: Path, name: str):
     entry = Library(LIBRARY).get(name)
     folder = export_safetensors(name, tmp_path / name, LIBRARY)
     config = json.loads((folder / "config.json").read_text())
-    assert config["verified_length"] == 8 and config["max_seq_len"] == entry.spec.max_seq_len
+    assert config["verified_length"] == entry.verified_length and config["max_seq_len"] == entry.spec.max_seq_len
     assert config["architecture"]["n_layers"] == entry.spec.num_layers and config["architecture"]["activation"] == "relu"
     conn = load_standalone(folder)
     inputs = random_inputs(entry)

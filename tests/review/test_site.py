@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from autoconn.cli import app
+from autoconn.conn.artifact import Library
 from autoconn.review.site import NO_GRAPH, build_site
 from tests.conftest import REPO
 
@@ -39,7 +40,8 @@ def test_conn_page_has_program_graph_layout_verification_and_heatmaps(site: Path
     assert 'class="highlight"' in html and "SelectorWidth" in html  # highlighted program
     assert 'class="rasp-graph"' in html and "L2 attn head 0" in html and "L1 MLP" in html
     assert 'id="residual"' in html and "opp_index" in html
-    assert "Proven on inputs up to <b>8</b>" in html and "compiled for <b>16</b>" in html
+    proven = Library(LIBRARY).get("reverse").verified_length
+    assert f"Proven on inputs up to <b>{proven}</b>" in html and "compiled for <b>16</b>" in html
     assert len(re.findall(r'<svg[^>]*class="heatmap"', html)) >= 2 * 5  # 2 live heads x 5 examples
     assert 'class="sops"' in html
     assert "hand-written" in html  # provenance
