@@ -13,13 +13,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from autoconn.conn.artifact import LibraryError
 from autoconn.inducers import make_inducers
+from autoconn.oracle import OracleError, OracleSpec, check_oracle, has_rule
 from autoconn.pipeline.graph import run_induction
 from autoconn.pipeline.nodes import Resources
 from autoconn.pipeline.runlog import new_run_id
 from autoconn.pipeline.state import RunConfig
-from autoconn.conn.artifact import LibraryError
-from autoconn.oracle import OracleError, OracleSpec, check_oracle, has_rule
 from autoconn.task import MIN_THREE_SETS, TaskError, load_task, split_task
 
 TIERS = ("easy", "medium", "hard")

@@ -14,11 +14,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-
 from typer.core import TyperGroup
 
 from autoconn.conn.artifact import Library, LibraryError
 from autoconn.task import TaskError
+
 
 class ClearErrors(TyperGroup):
     """Every known error of a command becomes one clear line and its exit code, never a traceback:
@@ -200,7 +200,6 @@ def induce(
         library.check_writable()
         if library.exists(task.name) and not force:
             fail_usage(f"a CoNN named {task.name!r} already exists in {out_dir}; pick another --name or pass --force")
-        from autoconn.checking import fusion_for_task
 
         overrides = fusion_overrides(trigger, operand_start, split, output_positions, output_join).to_json()
         check_fusion(task.name, task, overrides)
@@ -723,7 +722,12 @@ def register_fusion(
     as_json: bool = typer.Option(False, "--json", help="Print the new fusion spec as JSON."),
 ) -> None:
     """Set how a registered CoNN is called from text: the defaults plus the flags given (replaces the old spec)."""
-    from autoconn.fusion.metadata import FusionSpecError, build_spec, output_facts, spec_of_meta
+    from autoconn.fusion.metadata import (
+        FusionSpecError,
+        build_spec,
+        output_facts,
+        spec_of_meta,
+    )
 
     library = Library(out_dir)
     try:

@@ -23,7 +23,16 @@ from typing import Any, Optional
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 
-from autoconn.pipeline.nodes import Resources, after_check, after_induce, after_test, after_validate, make_nodes, revealed, timed
+from autoconn.pipeline.nodes import (
+    Resources,
+    after_check,
+    after_induce,
+    after_test,
+    after_validate,
+    make_nodes,
+    revealed,
+    timed,
+)
 from autoconn.pipeline.runlog import RunLog
 from autoconn.pipeline.state import InductionState, RunConfig, new_state
 

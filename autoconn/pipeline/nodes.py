@@ -17,7 +17,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from autoconn.checking import conn_metadata, fusion_for_task, make_job, output_kind_problem
+from autoconn.checking import (
+    conn_metadata,
+    fusion_for_task,
+    make_job,
+    output_kind_problem,
+)
 from autoconn.conn.artifact import Library, LibraryError
 from autoconn.conn.compile import CompileSettings, default_settings
 from autoconn.conn.runtime import ConnRuntime, ConnSpec
