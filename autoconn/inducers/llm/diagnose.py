@@ -22,6 +22,7 @@ from autoconn.inducers.llm.lint import RULE_FIXES
 ADDRESS_OBJECT = re.compile(r"<(?:[\w.]+\.)?(\w+) object at 0x[0-9a-fA-F]+>")
 ADDRESS = re.compile(r"\s*\bat 0x[0-9a-fA-F]+")
 HEX_ID = re.compile(r"0x[0-9a-fA-F]{6,}")
+LINT_LINE = re.compile(r"^- (line \d+|program): `([^`]*)`(?: \(rule (\d+)\))?", re.MULTILINE)
 
 # (pattern on the error text, primer rule); the first match wins.
 ERROR_RULES: tuple[tuple[re.Pattern[str], int], ...] = tuple((re.compile(p, re.IGNORECASE), r) for p, r in (
@@ -71,25 +72,39 @@ class Diagnosis:
     type_slip: str = ""  # "bool instead of int" when the values are right but their type is not
     counterexamples: tuple[Counterexample, ...] = field(default_factory=tuple)
 
-    def one_line(self, limit: int = 170) -> str:
+    def one_line(self, limit: int = 170, shape: str = "sequence") -> str:
         """Stage and error on one line, for the repair history."""
         if self.type_slip:
             text = f"right values, wrong type ({self.type_slip})"
         else:
             text = " ".join(self.message.split())
             if self.stage == "lint":
-                text = "; ".join(re.findall(r"`[^`]*`(?: \(rule \d+\))?", self.message)) or text
-                text = "static check: " + text
+                found = LINT_LINE.findall(self.message)
+                text = "static check: " + ("; ".join(f"{where} `{what}`" + (f" (rule {rule})" if rule else "")
+                                                      for where, what, rule in found) or text)
             if self.counterexamples and self.stage in STAGES_WITH_EXAMPLES:
                 first = self.counterexamples[0]
-                text += f" (e.g. {_seq(first.inputs)}: expected {_seq(first.expected)}, got {_seq(first.got)})"
-        rule = f" -> rule {self.rule}" if self.rule else ""
+                text += (f" (e.g. {_seq(first.inputs)}: expected {show_outputs(first.expected, shape)}, "
+                         f"got {show_outputs(first.got, shape)})")
+        rule = f" -> rule {self.rule}" if self.rule and f"(rule {self.rule})" not in text else ""
         text = text if len(text) <= limit else text[: limit - 1] + "…"
         return f"{self.stage}: {text}{rule}"
 
 
 def _seq(values: Sequence[Any]) -> str:
     return "[" + ", ".join(f"{v:.4g}" if isinstance(v, float) else repr(v) for v in values) + "]"
+
+
+def show_outputs(values: Sequence[Any], shape: str) -> str:
+    """A whole-sequence output as one value (when the values agree), else the list."""
+    if shape == "broadcast" and values and all(_typed_equal(v, values[0]) for v in values):
+        value = values[0]
+        return f"{value:.4g}" if isinstance(value, float) else repr(value)
+    return _seq(values)
+
+
+def _typed_equal(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
 
 
 def clean(message: str) -> str:

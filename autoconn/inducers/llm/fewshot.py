@@ -189,8 +189,9 @@ def _fits(task_examples: Sequence[Example], vocab: Sequence[Any], limit: int
     renaming = _order_renaming(sorted({t for e in task_examples for t in e.inputs}, key=sort_key), vocab)
     if renaming is not None:
         back = {_typed(v): k[1] for k, v in renaming.items()}
+        shown = ", ".join(f"{k[1]!r}->{v!r}" for k, v in list(renaming.items())[:8])
         return (short, [[renaming[_typed(t)] for t in e.inputs] for e in short], [back for _ in short],
-                " (your tokens renamed in order onto its vocabulary)", 0.9)
+                f" with your tokens renamed in order onto its vocabulary ({shown})", 0.9)
     chosen, inputs, backs = [], [], []
     for example in short:
         renaming = _order_renaming(sorted(set(example.inputs), key=sort_key), vocab)
@@ -234,14 +235,14 @@ def behaviour_match(task: Task, induction: Sequence[Example], entry: LibraryEntr
     outputs = [[back.get(_typed(v), v) for v in out] for out, back in zip(raw, backs)]
     views: dict[str, tuple[list[tuple[Any, Any]], float, str]] = {
         "per_position": ([(_typed(o), _typed(t)) for out, e in zip(outputs, fitting) for o, t in zip(out, e.outputs)],
-                         1.0, "its outputs"),
+                         1.0, "its outputs equal"),
         "with_token": ([((_typed(o), _typed(x)), _typed(t)) for out, e in zip(outputs, fitting)
                         for o, x, t in zip(out, e.inputs, e.outputs)],
-                       0.75, "its outputs, together with the input token at the same position,"),
+                       0.75, "its outputs, together with the input token at the same position, match"),
     }
     if task.output_shape == "broadcast" and meta.get("output_shape") != "broadcast":
         views["last_position"] = ([(_typed(out[-1]), _typed(e.outputs[-1])) for out, e in zip(outputs, fitting) if out],
-                                  0.95, "its output at the last position")
+                                  0.95, "its output at the last position equals")
     best = NO_MATCH
     confidence = len(fitting) / (len(fitting) + 2) * factor
     on = f"on {len(fitting)} of your examples{note}"
@@ -250,13 +251,13 @@ def behaviour_match(task: Task, induction: Sequence[Example], entry: LibraryEntr
         if exact > 0 and view != "with_token":
             agree = sum(c == t for c, t in pairs)
             candidate = Match(exact * weight * confidence,
-                              f"{where} equal your task's outputs at {agree} of {len(pairs)} positions {on}", len(fitting))
+                              f"{where} your task's outputs at {agree} of {len(pairs)} positions {on}", len(fitting))
             if candidate.score > best.score:
                 best = candidate
         if relabeled > 0:
             shown = _show_mapping(mapping)
             candidate = Match(0.8 * relabeled * weight * confidence,
-                              f"{where} match your task's outputs {on} after relabeling each value consistently"
+                              f"{where.rsplit(' ', 1)[0]} match{'es' if where.endswith('equals') else ''} your task's outputs {on} after relabeling each value consistently"
                               + (f" ({shown})" if shown else ""), len(fitting))
             if candidate.score > best.score:
                 best = candidate
@@ -275,16 +276,26 @@ def _task_file(entry: LibraryEntry, library_dir: Path) -> Optional[Path]:
 
 
 def _spread_examples(examples: list[Example], count: int) -> list[Example]:
-    """`count` examples of distinct lengths from short (but not 1 when longer exist) to the longest."""
+    """`count` examples of distinct lengths from short (but not 1 when longer exist) to the longest;
+    at each length the one whose outputs vary most, and whole-sequence outputs that differ
+    between examples where the file has them (four times False teaches little)."""
     by_length: dict[int, Example] = {}
     for example in examples:
-        by_length.setdefault(len(example.inputs), example)
+        current = by_length.get(len(example.inputs))
+        if current is None or len(set(map(_typed, example.outputs))) > len(set(map(_typed, current.outputs))):
+            by_length[len(example.inputs)] = example
     lengths = sorted(by_length)
     if len(lengths) > count and lengths[0] == 1:
         lengths = lengths[1:]
     if len(lengths) > count:
         lengths = [lengths[round(i * (len(lengths) - 1) / (count - 1))] for i in range(count)] if count > 1 else [lengths[-1]]
     chosen = [by_length[n] for n in dict.fromkeys(lengths)]
+    final_values = {_typed(e.outputs[-1]) for e in chosen}
+    if len(final_values) == 1 and len(chosen) > 1:  # show a different final output too, at a length near one shown
+        other = [e for e in examples if _typed(e.outputs[-1]) not in final_values and len(e.inputs) > 1]
+        if other:
+            swap = min(range(len(chosen) - 1), key=lambda i: min(abs(len(chosen[i].inputs) - len(e.inputs)) for e in other))
+            chosen[swap] = min(other, key=lambda e: abs(len(e.inputs) - len(chosen[swap].inputs)))
     for example in examples:  # a short task file: fill up with other examples
         if len(chosen) >= count:
             break
@@ -399,8 +410,8 @@ def choose_demonstrations(task: Task, library_dir: str | Path, count: int, *,
             if cache is not None:
                 cache[key] = shown
         pairs, _ = shown
-        why = match.why if match.score > 0 else "no library program behaves like your task on your examples; closest by " \
-                                                  "output kind, shape and description"
+        why = match.why if match.score > 0 else "it does not behave like your task on your examples; shown for its " \
+                                                  "output kind and shape, value types and description"
         chosen.append(Demonstration(
             name=entry.name, description=entry.meta.get("description") or entry.name,
             vocab=tuple(entry.meta.get("vocab") or ()), output_kind=entry.meta.get("output_kind", ""),

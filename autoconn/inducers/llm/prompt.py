@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any, Sequence
 
 from autoconn.inducers.base import Feedback
-from autoconn.inducers.llm.diagnose import STAGES_WITH_EXAMPLES, diagnose
+from autoconn.inducers.llm.diagnose import diagnose, show_outputs
 from autoconn.inducers.llm.fewshot import Demonstration
 from autoconn.task import Example, Task
 
@@ -143,7 +143,7 @@ def first_turn(task: Task, induction: Sequence[Example], demos: Sequence[Demonst
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(parts)}]
 
 
-def repair_text(feedback: Feedback, history: Sequence[Feedback] = ()) -> str:
+def repair_text(feedback: Feedback, history: Sequence[Feedback] = (), shape: str = "sequence") -> str:
     """One rejected attempt as a user turn: the error with its rule and fix, counterexamples
     (not for held-out "verify" failures), and, on the last turn, every attempt so far."""
     found = diagnose(feedback)
@@ -151,8 +151,8 @@ def repair_text(feedback: Feedback, history: Sequence[Feedback] = ()) -> str:
     if found.counterexamples:
         source = {"validate": " (validation examples, not among those shown above)",
                   "oracle": " (checked against the user's rule)"}.get(found.stage, "")
-        lines = [f"- input {show_sequence(c.inputs)}: expected {show_sequence(c.expected)}, your program gave {show_sequence(c.got)}"
-                 for c in found.counterexamples]
+        lines = [f"- input {show_sequence(c.inputs)}: expected {show_outputs(c.expected, shape)}, "
+                 f"your program gave {show_outputs(c.got, shape)}" for c in found.counterexamples]
         details = f"Counterexamples{source}:\n" + "\n".join(lines) + "\n"
     if found.type_slip:
         headline = f"That program was rejected at the {found.stage} stage: its values are right but their type is wrong ({found.type_slip})."
@@ -161,13 +161,13 @@ def repair_text(feedback: Feedback, history: Sequence[Feedback] = ()) -> str:
     else:
         headline = f"That program was rejected at the {found.stage} stage."
     return template("repair").format(headline=headline, message=found.message, details=details,
-                                     history=history_text(history), fix=found.fix).strip()
+                                     history=history_text(history, shape), fix=found.fix).strip()
 
 
-def history_text(history: Sequence[Feedback]) -> str:
+def history_text(history: Sequence[Feedback], shape: str = "sequence") -> str:
     if len(history) < 2:
         return ""
-    lines = [f"{number}. {diagnose(item).one_line()}" for number, item in enumerate(history, start=1)]
+    lines = [f"{number}. {diagnose(item).one_line(shape=shape)}" for number, item in enumerate(history, start=1)]
     return ("\nEvery attempt so far, oldest first (do not repeat these mistakes):\n" + "\n".join(lines) + "\n")
 
 
@@ -195,5 +195,5 @@ def conversation(task: Task, induction: Sequence[Example], demos: Sequence[Demon
     for position, failed in enumerate(chain):
         last = position == len(chain) - 1
         messages.append({"role": "assistant", "content": f"```python\n{failed.source.strip()}\n```"})
-        messages.append({"role": "user", "content": repair_text(failed, feedback if last else ())})
+        messages.append({"role": "user", "content": repair_text(failed, feedback if last else (), task.output_shape)})
     return messages
