@@ -25,7 +25,7 @@ from autoconn.inducers.base import Counterexample, Feedback
 from autoconn.inducers.llm import LLMInducer, LLMSettings
 from autoconn.inducers.llm.prompt import show_sequence
 from autoconn.task import load_task, split_task
-from tests.conftest import REPO, write_jsonl
+from tests.conftest import write_jsonl
 from tests.llm.library_builder import build_library, register_reference
 from tests.llm.test_llm_induce import fenced, induce
 from tests.support.openai_server import OpenAIServer, Reply, scripted
@@ -287,7 +287,7 @@ def test_validation_counterexamples_are_shown_and_heldout_ones_are_not(tmp_path:
     with OpenAIServer(scripted(Reply.text(NO_CODE))) as server:
         propose_once(server, library, length_task, [validation, heldout, oracle], samples=1, repair_turns=3)
     text = "\n".join(m["content"] for m in server.chat_requests()[0]["messages"])
-    assert "input ['a', 'b', 'b', 'a', 'b', 'a', 'b', 'b', 'a']: expected [9, 9, 9" in text  # validation: shown
+    assert "input ['a', 'b', 'b', 'a', 'b', 'a', 'b', 'b', 'a']: expected 9, your program gave 10" in text  # validation: shown
     assert "validation examples, not among those shown above" in text
     assert "input ['a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a']: expected" in text  # oracle: shown
     assert show_sequence(("b",) * 9) not in text  # held-out (verify): never
