@@ -48,6 +48,12 @@ def test_an_aggregate_declared_numerical_later_is_not_flagged():
     assert lint(source) == []
 
 
+def test_a_numerical_copy_leaves_the_original_categorical():
+    source = (H + "a = rasp.Map(lambda t: 1 if t == 'a' else 0, rasp.tokens)\nb = rasp.numerical(a)\n"
+              "program = rasp.SelectorWidth(rasp.Select(a, rasp.indices, rasp.Comparison.EQ))\n")
+    assert lint(source) == []  # rasp.numerical(x) returns an annotated copy; x stays categorical
+
+
 def test_lint_never_runs_the_code(tmp_path: Path):
     marker = tmp_path / "ran"
     source = f"import os\nos.system('touch {marker}')\nfrom tracr.rasp import rasp\nprogram = rasp.length\n"

@@ -207,8 +207,7 @@ class _Linter(ast.NodeVisitor):
                         break
             elif name == "numerical" and args:
                 inner = _unnamed(args[0])
-                if isinstance(inner, ast.Name):
-                    self.kinds[inner.id] = "numerical"  # rasp.numerical(x) annotates x itself
+                if isinstance(inner, ast.Name):  # rasp.numerical(x) is an annotated copy of x; x itself keeps its kind
                     inner = self.bound_calls.get(inner.id, inner)
                 inner_owner, inner_name = _call_name(inner)
                 if isinstance(inner, ast.Call) and inner_owner in self.rasp_aliases and inner_name == "SequenceMap":
