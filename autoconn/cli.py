@@ -52,7 +52,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MODEL_HELP = "LLM model name at the OpenAI-compatible endpoint (default: $AUTOCONN_MODEL)."
 BASE_URL_HELP = "OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL, else OpenAI)."
 SAMPLES_HELP = "LLM candidates sampled per round (default 4, or $AUTOCONN_LLM_SAMPLES)."
-TEMPERATURE_HELP = "LLM sampling temperature (default 0.8, or $AUTOCONN_LLM_TEMPERATURE)."
+TEMPERATURE_HELP = ("LLM sampling temperature (default: 0.2 for 1 sample, 0.5 for 2-3, 0.8 for 4 or more; "
+                    "or $AUTOCONN_LLM_TEMPERATURE).")
+MAX_TOKENS_HELP = "Most tokens the LLM may write per reply (default 4096, or $AUTOCONN_LLM_MAX_TOKENS)."
 SANDBOX_HELP = "auto (Docker when the engine and image are there, else a locked-down process), docker, or process."
 TRIGGER_HELP = "Fusion: text that closes the operand and calls the CoNN (default ')=')."
 OPERAND_START_HELP = "Fusion: text that opens the operand (default NAME followed by '(')."
@@ -153,6 +155,7 @@ def induce(
     base_url: Optional[str] = typer.Option(None, "--base-url", help=BASE_URL_HELP),
     samples: Optional[int] = typer.Option(None, "--samples", min=1, max=16, help=SAMPLES_HELP),
     temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, max=2.0, help=TEMPERATURE_HELP),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help=MAX_TOKENS_HELP),
 ) -> None:
     """Find a RASP program for the examples, compile it, verify it on a sealed test set (and your
     oracle, if given) by running the compiled model, and register it.
@@ -178,7 +181,8 @@ def induce(
         fail_usage("--max-attempts must be at least 1")
     limits = parse_limits(limit)
     config: Optional[RunConfig] = None
-    cli_llm_options = {"model": model, "base_url": base_url, "samples": samples, "temperature": temperature}
+    cli_llm_options = {"model": model, "base_url": base_url, "samples": samples, "temperature": temperature,
+                       "max_tokens": max_tokens}
     llm_options = cli_llm_options | {"library_dir": str(out_dir)}
     if resume:
         saved = RunLog(runs_dir, resume)
@@ -334,6 +338,7 @@ def bench(
     base_url: Optional[str] = typer.Option(None, "--base-url", help=BASE_URL_HELP),
     samples: Optional[int] = typer.Option(None, "--samples", min=1, max=16, help=SAMPLES_HELP),
     temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, max=2.0, help=TEMPERATURE_HELP),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help=MAX_TOKENS_HELP),
     library: Path = typer.Option(Path("generated_conns"), "--library", help="Library the LLM draws few-shot demonstrations from."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -353,7 +358,7 @@ def bench(
         fail_usage(f"{directory}: no task files (*.jsonl){' matching --task' if only else ''}")
     oracle_file = _bench_oracles(directory, oracles)
     llm_options = {"model": model, "base_url": base_url, "samples": samples, "temperature": temperature,
-                   "library_dir": str(library)}
+                   "max_tokens": max_tokens, "library_dir": str(library)}
     try:
         make_inducers(inducer, (), llm_options)
     except InducerUnavailable as error:

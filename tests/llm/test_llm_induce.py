@@ -108,7 +108,7 @@ def test_wrong_program_then_repair_from_counterexamples(tmp_path: Path, length_t
     assert repair["messages"][-2] == {"role": "assistant", "content": f"```python\n{WRONG_CONSTANT.strip()}\n```"}
     turn = repair["messages"][-1]["content"]
     assert "rejected at the check stage" in turn and "Counterexamples:" in turn
-    assert "expected [1], your program gave [3]" in turn  # the shortest counterexample, with what it got
+    assert "expected 1, your program gave 3" in turn  # the shortest counterexample, with what it got (one value: a broadcast task)
     assert_no_heldout_example_sent(server, length_task)
     transcripts = sorted((tmp_path / "runs" / summary["run_id"] / "llm").glob("*.json"))
     assert len(transcripts) == 2  # one per round, for a person reading the run

@@ -41,10 +41,13 @@ def test_extract_returns_none_without_code(reply: str):
 
 
 def test_pick_examples_covers_every_length_shortest_first():
-    examples = [Example(tuple("a" * n), (n,) * n) for n in (1, 2, 3) for _ in range(10)]
+    import itertools
+    examples = [Example(tuple(w), (n,) * n) for n in (1, 2, 3) for w in itertools.islice(itertools.product("abc", repeat=n), 10)]
     chosen = pick_examples(examples, 7)
     assert len(chosen) == 7 and {len(e.inputs) for e in chosen} == {1, 2, 3}
     assert [len(e.inputs) for e in chosen] == sorted(len(e.inputs) for e in chosen)
+    duplicates = [Example(tuple("a" * n), (n,) * n) for n in (1, 2, 3) for _ in range(10)]
+    assert len(pick_examples(duplicates, 7)) == 3  # the same example twice teaches nothing
 
 
 def failure(stage: str, n_counter: int = 0, source: str = "s") -> Feedback:

@@ -1,8 +1,13 @@
 """The conversation sent to the model: primer, library demonstrations, the task, repair turns.
 
 Texts live in ``autoconn/inducers/prompts/*.txt`` so a person can read and edit them without
-touching code. Only induction examples ever reach the model: feedback from the held-out check
-says how many unseen examples failed, never which.
+touching code. Only induction examples reach the model, plus the counterexamples the pipeline
+hands back for repair (induction, validation or oracle failures). Held-out failures of the
+old "verify" stage say how many unseen examples failed, never which; sealed examples never
+arrive here at all.
+
+A repair request replays the most promising failure of each of the last rounds in full (code,
+error, counterexamples) and lists every earlier attempt on one line (stage, error, rule).
 """
 
 from __future__ import annotations
@@ -12,21 +17,12 @@ from importlib import resources
 from typing import Any, Sequence
 
 from autoconn.inducers.base import Feedback
+from autoconn.inducers.llm.diagnose import diagnose, show_outputs
 from autoconn.inducers.llm.fewshot import Demonstration
 from autoconn.task import Example, Task
 
 Message = dict[str, str]
-STAGE_ORDER = ("screen", "exec", "evaluate", "timeout", "compile", "run", "check", "verify")
-REPAIR_HINTS = {
-    "screen": "Use only `from tracr.rasp import rasp` (and `from tracr.compiler import lib`) and plain expressions.",
-    "exec": "The code must run as is: check every name and that `program` is bound to a rasp.SOp.",
-    "evaluate": "The program must evaluate on every example: make every function total (rule 4).",
-    "compile": "Check the compiler rules in the primer: encodings, categorical Select keys, total functions, one selected position per categorical Aggregate.",
-    "run": "Check the compiler rules in the primer; the compiled model could not run on the examples.",
-    "check": "Compare what your program computes with the expected outputs, find the rule that explains every example, and rewrite the program.",
-    "verify": "It fits the examples you were shown but not unseen ones (often longer inputs): find the general rule, derived from length and indices, not one fitted to the examples.",
-    "timeout": "Make it simpler: fewer operations and smaller value sets.",
-}
+STAGE_ORDER = ("lint", "screen", "exec", "evaluate", "timeout", "limit", "compile", "run", "check", "verify", "validate", "oracle")
 
 
 @lru_cache(maxsize=None)
@@ -56,25 +52,61 @@ def output_phrase(kind: str, shape: str, vocab: Sequence[Any]) -> str:
     return f"{what} at every position"
 
 
+def _near_duplicate(a: Example, b: Example) -> bool:
+    """Same length and outputs, inputs differing in at most one position (from length 3 on):
+    a second such example teaches almost nothing the first did not."""
+    if len(a.inputs) != len(b.inputs) or len(a.inputs) < 3 or a.outputs != b.outputs:
+        return False
+    return sum(x != y for x, y in zip(a.inputs, b.inputs)) <= 1
+
+
+def _spread(lengths: list[int], count: int) -> list[int]:
+    """`count` of the sorted `lengths`, always the shortest and the longest, evenly spaced."""
+    if count >= len(lengths):
+        return list(lengths)
+    if count <= 1:
+        return [lengths[-1]]
+    picks = {lengths[round(i * (len(lengths) - 1) / (count - 1))] for i in range(count)}
+    return sorted(picks)
+
+
 def pick_examples(examples: Sequence[Example], limit: int) -> list[Example]:
-    """Up to `limit` examples covering every length, shortest first (cheap to read, all lengths seen)."""
-    by_length: dict[int, list[Example]] = {}
+    """Up to `limit` examples: every length present (the longest always), duplicates and
+    near-duplicates dropped before anything else is, then shortest first for reading."""
+    unique: list[Example] = []
+    seen: set[tuple[Any, ...]] = set()
     for example in examples:
+        key = tuple((type(t).__name__, t) for t in example.inputs)
+        if key not in seen:
+            seen.add(key)
+            unique.append(example)
+    by_length: dict[int, list[Example]] = {}
+    for example in unique:
         by_length.setdefault(len(example.inputs), []).append(example)
-    chosen: list[Example] = []
-    round_index = 0
-    while len(chosen) < limit and any(round_index < len(group) for group in by_length.values()):
-        for length in sorted(by_length):
-            group = by_length[length]
-            if round_index < len(group) and len(chosen) < limit:
-                chosen.append(group[round_index])
-        round_index += 1
-    return sorted(chosen, key=lambda e: (len(e.inputs), chosen.index(e)))
+    lengths = _spread(sorted(by_length), limit)
+    chosen: list[Example] = [by_length[n][0] for n in lengths]
+    used = {id(e) for e in chosen}
+    for allow_near in (False, True):  # distinct examples first; near-duplicates only to fill up
+        round_index = 1
+        while len(chosen) < limit and any(round_index < len(by_length[n]) for n in lengths):
+            for n in lengths:
+                group = by_length[n]
+                if round_index >= len(group) or len(chosen) >= limit or id(group[round_index]) in used:
+                    continue
+                candidate = group[round_index]
+                if not allow_near and any(_near_duplicate(candidate, c) for c in chosen):
+                    continue
+                chosen.append(candidate)
+                used.add(id(candidate))
+            round_index += 1
+    order = {id(e): i for i, e in enumerate(unique)}
+    return sorted(chosen, key=lambda e: (len(e.inputs), order[id(e)]))
 
 
 def task_message(task: Task, induction: Sequence[Example], max_examples: int) -> str:
     shown = pick_examples(induction, max_examples)
-    note = "" if len(shown) == len(induction) else f" ({len(shown)} of {len(induction)})"
+    note = "" if len(shown) == len(induction) else f" ({len(shown)} of {len(induction)}, every length shown)"
+    lengths = sorted({len(e.inputs) for e in shown})
     return template("task").format(
         name=task.name,
         description=task.description or "(not given: infer it from the examples)",
@@ -83,14 +115,17 @@ def task_message(task: Task, induction: Sequence[Example], max_examples: int) ->
         output_phrase=output_phrase(task.output_kind, task.output_shape, task.output_vocab),
         output_values=show_sequence(task.output_vocab) if task.output_kind == "categorical" else "numbers",
         examples_note=note,
+        shown_lengths=f"{lengths[0]} to {lengths[-1]}" if lengths and lengths[0] != lengths[-1] else str(lengths[0] if lengths else 0),
         examples="\n".join(f"{show_sequence(e.inputs)} -> {show_output(e.outputs, task.output_shape)}" for e in shown),
     )
 
 
 def demonstration_text(demo: Demonstration) -> str:
+    domain = f"proven on inputs of 1 to {demo.proven_max_length} tokens" if demo.proven_max_length else "proven length unknown"
     return template("fewshot").format(
         name=demo.name, description=demo.description, vocab=show_sequence(demo.vocab),
         output_phrase=output_phrase(demo.output_kind, demo.output_shape, demo.output_vocab),
+        domain=domain, why=demo.why or "similar task features",
         examples="\n".join(f"{show_sequence(i)} -> {show_value(o) if not isinstance(o, tuple) else show_sequence(o)}"
                            for i, o in demo.examples) or "(none)",
         source=demo.source.strip())
@@ -100,22 +135,40 @@ def first_turn(task: Task, induction: Sequence[Example], demos: Sequence[Demonst
     system = "\n\n".join([template("system").strip(), template("primer").strip(), template("answer_format").strip()])
     parts = []
     if demos:
-        parts.append("Programs from this project's verified library, chosen as closest to your task:\n")
+        parts.append("Programs from this project's verified library, chosen because they behave most like your task "
+                     "on your examples:\n")
         parts.extend(demonstration_text(d) for d in demos)
     parts.append(task_message(task, induction, max_examples))
     parts.append(template("answer_format").strip())
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(parts)}]
 
 
-def repair_text(feedback: Feedback) -> str:
-    """One rejected attempt as a user turn. Held-out (verify) failures carry no example."""
+def repair_text(feedback: Feedback, history: Sequence[Feedback] = (), shape: str = "sequence") -> str:
+    """One rejected attempt as a user turn: the error with its rule and fix, counterexamples
+    (not for held-out "verify" failures), and, on the last turn, every attempt so far."""
+    found = diagnose(feedback)
     details = ""
-    if feedback.stage != "verify" and feedback.counterexamples:
-        lines = [f"- input {show_sequence(c.inputs)}: expected {show_sequence(c.expected)}, your program gave {show_sequence(c.got)}"
-                 for c in feedback.counterexamples]
-        details = "Counterexamples:\n" + "\n".join(lines) + "\n"
-    return template("repair").format(stage=feedback.stage, message=feedback.message.strip(), details=details,
-                                     hint=REPAIR_HINTS.get(feedback.stage, "")).strip()
+    if found.counterexamples:
+        source = {"validate": " (validation examples, not among those shown above)",
+                  "oracle": " (checked against the user's rule)"}.get(found.stage, "")
+        lines = [f"- input {show_sequence(c.inputs)}: expected {show_outputs(c.expected, shape)}, "
+                 f"your program gave {show_outputs(c.got, shape)}" for c in found.counterexamples]
+        details = f"Counterexamples{source}:\n" + "\n".join(lines) + "\n"
+    if found.type_slip:
+        headline = f"That program was rejected at the {found.stage} stage: its values are right but their type is wrong ({found.type_slip})."
+    elif found.rule:
+        headline = f"That program was rejected at the {found.stage} stage (primer rule {found.rule})."
+    else:
+        headline = f"That program was rejected at the {found.stage} stage."
+    return template("repair").format(headline=headline, message=found.message, details=details,
+                                     history=history_text(history, shape), fix=found.fix).strip()
+
+
+def history_text(history: Sequence[Feedback], shape: str = "sequence") -> str:
+    if len(history) < 2:
+        return ""
+    lines = [f"{number}. {diagnose(item).one_line(shape=shape)}" for number, item in enumerate(history, start=1)]
+    return ("\nEvery attempt so far, oldest first (do not repeat these mistakes):\n" + "\n".join(lines) + "\n")
 
 
 def progress(feedback: Feedback) -> tuple[int, int]:
@@ -138,7 +191,9 @@ def repair_chain(feedback: Sequence[Feedback], round_size: int, turns: int) -> l
 def conversation(task: Task, induction: Sequence[Example], demos: Sequence[Demonstration],
                  feedback: Sequence[Feedback], *, max_examples: int, round_size: int, repair_turns: int) -> list[Message]:
     messages = first_turn(task, induction, demos, max_examples)
-    for failed in repair_chain(feedback, round_size, repair_turns):
+    chain = repair_chain(feedback, round_size, repair_turns)
+    for position, failed in enumerate(chain):
+        last = position == len(chain) - 1
         messages.append({"role": "assistant", "content": f"```python\n{failed.source.strip()}\n```"})
-        messages.append({"role": "user", "content": repair_text(failed)})
+        messages.append({"role": "user", "content": repair_text(failed, feedback if last else (), task.output_shape)})
     return messages
