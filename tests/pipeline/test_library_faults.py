@@ -89,7 +89,7 @@ def test_a_replace_killed_halfway_leaves_one_whole_entry_listed(tmp_path: Path, 
 
 
 def test_names_are_one_strict_pattern(tmp_path: Path):
-    for bad in ("index.json", "evil\n", "Upper", "../x", "index"):
+    for bad in ("index.json", "evil\n", "Upper", "../x", "nul"):
         result = induce(tmp_path, "--name", bad, "--force")
         assert result.returncode == 2 and "Traceback" not in result.stderr, bad
         assert "name" in result.stderr
