@@ -160,9 +160,11 @@ class OracleDraw:
 
 
 def make_draw(rule: Rule, spec: OracleSpec, vocab: Sequence[Token], kind: str, max_length: int, draw: Draw,
-              seed_key: str) -> OracleDraw:
+              seed_key: str, *, include_exhaustive: bool = True) -> OracleDraw:
     """Runs the rule on every input of the draw (a few seconds at most: tens of thousands of calls).
-    `seed_key` fixes the sampled inputs (the task's hash: the same draws on a resume)."""
+    `seed_key` fixes the sampled inputs (the task's hash: the same draws on a resume). Without
+    `include_exhaustive` the exhaustive lengths are named but left out (their inputs are the same in
+    every draw: a caller that already scored them on the same weights need not run them again)."""
     seed = zlib.crc32(f"{seed_key}:{spec}".encode())
     examples: list[Example] = []
     exhaustive: list[int] = []
@@ -171,6 +173,8 @@ def make_draw(rule: Rule, spec: OracleSpec, vocab: Sequence[Token], kind: str, m
         inputs, complete = length_inputs(list(vocab), length, draw, seed)
         if complete:
             exhaustive.append(length)
+            if not include_exhaustive:
+                continue
         found, tried = 0, 0
         for tokens in inputs:
             if not complete and (found >= SAMPLED_PER_LENGTH or tried >= SAMPLED_PER_LENGTH * MAX_TRIES_FACTOR):

@@ -92,8 +92,10 @@ class Resources:
             task = self.task(state)
             spec = OracleSpec.parse(text)
             rule = check_oracle(spec, task)
+            # the sealed draw leaves out the exhaustive lengths: the validation draw enumerated those
+            # same inputs completely, on the same weights, before any candidate reaches the verdict
             self._draws[(text, draw)] = make_draw(rule, spec, task.input_vocab, task.output_kind, task.max_seq_len, draw,
-                                                   task.sha256)
+                                                  task.sha256, include_exhaustive=draw == "validation")
         return self._draws[(text, draw)]
 
     def runtime(self, weights: str, spec: dict[str, Any]) -> ConnRuntime:
@@ -275,6 +277,8 @@ def make_nodes(resources: Resources) -> dict[str, Callable[[InductionState], dic
         if failed is None and (draw := resources.oracle_draw(state, "validation")) is not None:
             by_oracle = score_runtime(runtime, draw.examples, task.output_kind)
             current["oracle_validation"] = by_oracle.to_json(max_failures=0, examples="oracle validation draw")
+            current["oracle_exhaustive"] = [row for row in by_length(draw.examples, by_oracle)
+                                            if row["length"] in draw.exhaustive_lengths]
             stage, failed = "oracle", None if by_oracle.passed else by_oracle
         if failed is None:
             run_log.event("validate", attempt=current["attempt"], passed=True, validation=current["validation"],
@@ -302,9 +306,10 @@ def make_nodes(resources: Resources) -> dict[str, Callable[[InductionState], dic
         oracle = score_runtime(runtime, draw.examples, task.output_kind) if draw is not None else None
         validation = score_runtime(runtime, examples(state, "validation_ids"), task.output_kind)
         oracle_json = None
-        if draw is not None and oracle is not None:
-            oracle_json = oracle_block(str(config.get("oracle")), by_length(draw.examples, oracle), draw.exhaustive_lengths,
-                                       draw.outside_domain, task.max_seq_len)
+        if draw is not None and oracle is not None:  # every input of the exhaustive lengths, scored in validate
+            rows = winner.get("oracle_exhaustive", []) + by_length(draw.examples, oracle)
+            oracle_json = oracle_block(str(config.get("oracle")), rows, draw.exhaustive_lengths, draw.outside_domain,
+                                       task.max_seq_len)
         record = make_record(how="oracle" if draw is not None else "examples", held_out=bool(sealed_examples) or draw is not None,
                              compiled_max_seq_len=task.max_seq_len, sealed=sealed, validation=validation,
                              validation_revealed=revealed(state), oracle=oracle_json)
