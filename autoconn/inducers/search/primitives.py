@@ -9,6 +9,7 @@ Every function must be total on the whole value set; the evaluator checks that.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
@@ -176,8 +177,8 @@ def unary_library(values: Sequence[Any], pools: Pools, *, constants: bool = Fals
         eq_consts = list(dict.fromkeys(eq_consts + [c for c in extra if _same_kind(c, kind) and c in valset]))
         out += [eq_c(c) for c in eq_consts] + [ne_c(c) for c in eq_consts]
         if outputs:
-            reps = [replace(c, d) for c in eq_consts for d in targets if d != c and value_kind([c, d]) != "mixed"]
-            out += reps[:MAX_REPLACEMENTS]
+            reps = (replace(c, d) for c in eq_consts for d in targets if d != c and value_kind([c, d]) != "mixed")
+            out += list(itertools.islice(reps, MAX_REPLACEMENTS))
     if kind == "str":
         out += [UPPER, LOWER]
     if kind == "int":
