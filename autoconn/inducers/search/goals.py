@@ -549,7 +549,7 @@ class Goals:
         reach = [(self.u.values[int(c) >> 20], self.u.values[int(c) & ((1 << 20) - 1)]) for c in both]
         got = T.infer_binary(da, db, pairs, reach, self._fit(db), self._fit_pairs(a.kind, b.kind), self.sentinel)
         if isinstance(got, T.Refusal):
-            self._refuse(make(Op.SEQMAP, (a.node, b.node), T.IDENTITY), got)
+            self._refuse(make(Op.SEQMAP, (a.node, b.node), T.PAIR), got)
             return
         fn = _noted(got.lam, got.note)
         out = self.ev.seqmap(fn, a.sem, b.sem)

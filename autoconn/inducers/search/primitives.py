@@ -224,6 +224,7 @@ INT_BINARY = (
     _b(lambda x, y: x <= y, lambda x, y: f"{x} <= {y}", "le", False, 2),
     _b(lambda x, y: x % y if y else 0, lambda x, y: f"{x} % {y} if {y} else 0", "mod", False),
     _b(lambda x, y: x // y if y else 0, lambda x, y: f"{x} // {y} if {y} else 0", "div", False, 2),
+    _b(lambda x, y: x / y if y else 0, lambda x, y: f"{x} / {y} if {y} else 0", "ratio", False, 2),
 )
 # Int comparisons both ways round (a guard g(y, z) keeps y first).
 INT_COMPARISONS = (

@@ -97,6 +97,7 @@ def table2_lam(table: dict[tuple[Any, Any], Any], default: Any) -> Lam:
 
 
 IDENTITY = lam1(lambda x: x, lambda x: x, "same")
+PAIR = lam2(lambda x, y: (x, y), lambda x, y: f"f({x}, {y})", "pair")  # only to name a refused table
 
 
 @dataclass
@@ -167,22 +168,12 @@ def infer_binary(da: Sequence[Any], db: Sequence[Any], pairs: dict[tuple[Any, An
                  sentinel: Any = None) -> Inferred | Refusal:
     """A total f(a, b) agreeing with every observed ((a, b) -> y) pair (see the module doc)."""
     reach = list(reachable)
-    # 1. a library function of both arguments where the first is not the sentinel, plus a
-    #    function of the second where it is.
-    if sentinel is not None and any(same(a, sentinel) for a in da):
-        normal = {k: v for k, v in pairs.items() if not same(k[0], sentinel)}
-        special = {k[1]: v for k, v in pairs.items() if same(k[0], sentinel)}
-        f2 = fit2(list(normal), list(normal.values())) if normal else None
-        if f2 is not None:
-            reach_b = [b for a, b in reach if same(a, sentinel)]
-            g = infer_unary(db, special, reach_b, fit) if special else None
-            if g is None and not reach_b:
-                g = Inferred(lam1(lambda x: f2.call(x, x), lambda x: f2.text(x, x)))
-            if isinstance(g, Inferred):
-                c2, t2, c1, t1 = f2.call, f2.text, g.lam.call, g.lam.text
-                lam = lam2(lambda x, y: c1(y) if x == sentinel else c2(x, y),
-                           lambda x, y: f"{paren(t1(y))} if {x} == {sentinel!r} else {paren(t2(x, y))}", f2.slug)
-                return Inferred(lam, g.filled, g.table)
+    # 1. a library function of both arguments where neither is the sentinel, and a function
+    #    of the other argument (or a constant) where one of them is.
+    if sentinel is not None and any(same(v, sentinel) for v in list(da) + list(db)):
+        got = _with_sentinel(da, db, pairs, reach, fit, fit2, sentinel)
+        if got is not None:
+            return got
     # 2. one library (or total) function of the other argument per value of the smaller one.
     for by_first in ((len(da) <= len(db)), not (len(da) <= len(db))):
         rows_dom, cols_dom = (da, db) if by_first else (db, da)
@@ -221,6 +212,49 @@ def infer_binary(da: Sequence[Any], db: Sequence[Any], pairs: dict[tuple[Any, An
     default = _most_common(list(pairs.values()))
     filled = len(da) * len(db) - len(observed)
     return Inferred(table2_lam(pairs, default), filled, table=True)
+
+
+def _with_sentinel(da: Sequence[Any], db: Sequence[Any], pairs: dict[tuple[Any, Any], Any],
+                   reach: list[tuple[Any, Any]], fit: Fit, fit2: Callable[..., "Lam | None"],
+                   sentinel: Any) -> Inferred | None:
+    is_s = lambda v: same(v, sentinel)  # noqa: E731
+    normal = {k: v for k, v in pairs.items() if not is_s(k[0]) and not is_s(k[1])}
+    f2 = fit2(list(normal), list(normal.values())) if normal else None
+    if f2 is None:
+        return None
+    default = _most_common(list(pairs.values()))
+    sides: list[Lam] = []
+    filled = 0
+    for side in (0, 1):  # side 0: the first argument is the sentinel (a function of the second)
+        other_dom = [v for v in (db if side == 0 else da) if not is_s(v)]
+        seen = {k[1 - side]: v for k, v in pairs.items() if is_s(k[side]) and not is_s(k[1 - side])}
+        reachable = [p[1 - side] for p in reach if is_s(p[side]) and not is_s(p[1 - side])]
+        if not reachable:
+            sides.append(lam1(lambda x, d=default: d, lambda x, d=default: repr(d)))
+            filled += 1
+            continue
+        if not seen:
+            return None
+        got = infer_unary(other_dom, seen, reachable, fit)
+        if isinstance(got, Refusal):
+            return None
+        sides.append(got.lam)
+        filled += got.filled
+    both = pairs.get((sentinel, sentinel), default)
+    c2, t2 = f2.call, f2.text
+    (g0, h0), (g1, h1) = (sides[0].call, sides[0].text), (sides[1].call, sides[1].text)
+    s_ = sentinel
+
+    def call(x: Any, y: Any) -> Any:
+        if is_s(x):
+            return both if is_s(y) else g0(y)
+        return g1(x) if is_s(y) else c2(x, y)
+
+    def text(x: str, y: str) -> str:
+        return (f"({both!r} if {y} == {s_!r} else {paren(h0(y))}) if {x} == {s_!r} else "
+                f"({paren(h1(x))} if {y} == {s_!r} else {paren(t2(x, y))})")
+
+    return Inferred(lam2(call, text, f2.slug), filled)
 
 
 def _piecewise(fns: list[tuple[Any, Inferred]], by_first: bool) -> Lam:
