@@ -57,6 +57,8 @@ class SearchConfig:
     goals: bool = True
     idioms: bool = True  # running sums of token tests (blocks.prefix_count ...) join the bank early
     max_idiom_seeds: int = 8  # token tests they are built from
+    max_derived_seed_cost: int = 7  # attention-derived marks whose running count joins the bank
+    max_derived_seeds: int = 1000
     windows: bool = True  # tokens at offsets (i +- c, c, length - 1 - c) join the bank early (blocks.offset_read)
     tables: bool = True  # goals may fill a Map / SequenceMap with the table the examples imply (tables.py)
     seed: int = 0
@@ -155,6 +157,8 @@ class Search:
         self.width_stash: dict[int, list[tuple[Node, Sem]]] = {}
         self.idiom_stash: dict[int, list[Node]] = {}
         self.idiom_seeds = 0
+        self.derived_seeds = 0
+        self.seeded: list[Node] = []
         self.seen: set[int] = set()
         self.seen_sel: set[int] = set()
         self.seen_num: set[int] = set()
@@ -246,6 +250,17 @@ class Search:
             self.goals.check(entry, arr)
         if self.cfg.idioms and kind == "bool" and node.op is Op.MAP and node.children[0] is TOKENS:
             self._stash_idioms(node)
+        elif (self.cfg.idioms and kind == "bool" and node.op is Op.MAP and node.children[0].op is Op.WIDTH
+              and node.fn.key == "x == 0" and not node.children[0].idiom
+              and any(n is TOKENS for n in node.walk())
+              and node.cost <= self.cfg.max_derived_seed_cost and self.derived_seeds < self.cfg.max_derived_seeds
+              and bool(((sem.codes[: self.n] != sem.codes[: self.n, :1]) & self.imask).any())):
+            # A mark computed by attention (first occurrence, a record, a balance test...)
+            # feeds the running count back into the bank: "how many so far" of anything.
+            self.derived_seeds += 1
+            self.seeded.append(node)
+            count = B.prefix_count(node, self.batch.width)
+            self.idiom_stash.setdefault(min(count.cost, self.level + 1), []).append(count)
         level = self.levels.setdefault(node.cost, [])
         if len(level) < self.cfg.max_level_size and self.banked < self.cfg.max_bank_size:
             level.append(entry)

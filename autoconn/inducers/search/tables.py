@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from autoconn.inducers.search.dsl import Lam, lam1, lam2, paren
 
+TABLE_TIER = 3  # a table costs two more than a plain function: equally cheap library programs rank first
 MAX_TABLE = 64  # entries of a unary table (value set size) we are willing to write out
 MAX_TABLE2 = 256  # entries of a two-argument table
 
@@ -86,14 +87,14 @@ def table_lam(table: dict[Any, Any], default: Any, slug: str = "table") -> Lam:
     """``{k: v, ...}.get(x, default)`` as a Lam (keys: values of one kind, so True/1 never collide)."""
     frozen = dict(table)
     text = _literal(frozen)
-    return lam1(lambda x: frozen.get(x, default), lambda x: f"{text}.get({x}, {default!r})", slug)
+    return lam1(lambda x: frozen.get(x, default), lambda x: f"{text}.get({x}, {default!r})", slug, TABLE_TIER)
 
 
 def table2_lam(table: dict[tuple[Any, Any], Any], default: Any) -> Lam:
     frozen = dict(table)
     text = _literal(frozen)
     return lam2(lambda x, y: frozen.get((x, y), default), lambda x, y: f"{text}.get(({x}, {y}), {default!r})",
-                "table")
+                "table", TABLE_TIER)
 
 
 IDENTITY = lam1(lambda x: x, lambda x: x, "same")
