@@ -56,7 +56,8 @@ MAX_ARGMAX_COST = 4  # scores are cheap counts (how often, how many before)
 MAX_RELATION_COST = 5  # per-position counts compared with a total: a running balance of a token test costs 5
 MAX_TOKEN_TESTS = 48  # token tests the nearest goal pairs up
 MAX_DERIVED_MARKS = 512  # attention-derived marks it reads the token at
-MAX_WINDOWS = 24  # window reads (blocks.offset_read) kept as context for the binary finisher
+MAX_WINDOWS = 48  # window reads (blocks.offset_read) and tests of them kept as context for the binary finisher
+MAX_WINDOW_TEST_COST = 6  # e.g. behind_1(tokens) != tokens: pairs of such tests finish "differs from both neighbours"
 _RELATIONS = {"LT": np.less, "LEQ": np.less_equal, "GT": np.greater, "GEQ": np.greater_equal,
               "EQ": np.equal, "NEQ": np.not_equal}
 
@@ -90,6 +91,16 @@ def functional(keys: list[np.ndarray], target: np.ndarray) -> tuple[tuple[tuple[
             key //= 1 << 20
         out.append((tuple(reversed(parts)), t))
     return tuple(out)
+
+
+def _window_test(node: Node) -> bool:
+    """A window read compared with the own token (``behind_1(tokens) != tokens``)."""
+    return (node.op is Op.SEQMAP and node.cost <= MAX_WINDOW_TEST_COST and entry_kind_bool(node)
+            and any(c.window for c in node.children) and any(c is TOKENS for c in node.children))
+
+
+def entry_kind_bool(node: Node) -> bool:
+    return node.fn is not None and node.fn.slug in ("eq", "ne")
 
 
 def _noted(lam: Lam, note: str) -> Lam:
@@ -172,7 +183,7 @@ class Goals:
             # The target is a function of the own token: a Map (library or table) says it in
             # one layer, so the goals that read other positions have nothing to add.
             self.token_functional = functional([entry.sem.codes[: self.n][self.imask]], self.flat) is not None
-        if node.idiom and node.window:
+        if (node.idiom and node.window) or _window_test(node):
             role = "window"  # a value at an offset: paired with the tokens or another window by the binary finisher
         elif node.idiom:
             role = ""  # discounted idioms would crowd out the plain counts (length, hist) the finishers pair with
@@ -221,7 +232,8 @@ class Goals:
             marks = self.u.as_bools()[entry.sem.codes[: self.n]].astype(bool) & self.imask
             self.count(entry, marks)
             self.unique(entry.node, entry.sem, marks)
-        if (entry.node.op in (Op.WIDTH, Op.AGGREGATE) or entry.node.window) and self.context:
+        if (entry.node.op in (Op.WIDTH, Op.AGGREGATE) or entry.node.window or _window_test(entry.node)) \
+                and self.context:
             self.binary_finish(entry)
         if self.broadcast and entry.node.op is Op.AGGREGATE and self.tokens and entry.kind == self.tokens.kind:
             self.compare_count(entry, self.tokens)

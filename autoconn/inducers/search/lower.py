@@ -278,6 +278,8 @@ def describe(node: Node) -> str:
         return "tokens"
     if op is Op.INDICES:
         return "indices"
+    if node.window:  # blocks.offset_read: "ahead_2(tokens)" rather than its three operations
+        return f"{node.fn.slug}({describe(node.children[0].children[1])})"
     parts = [describe(c) for c in node.children]
     if op in (Op.MAP, Op.NUMMAP):
         return node.fn.text(paren(parts[0]))

@@ -130,6 +130,7 @@ def gt_c(c: Any) -> Lam:
     return lam1(lambda x: x > c, lambda x: f"{x} > {c!r}", f"above_{slugify(c)}", 2)
 
 
+ABS = lam1(lambda x: abs(x), lambda x: f"abs({x})", "abs")
 NOT = lam1(lambda x: not x, lambda x: f"not {x}", "not")
 TO_INT = lam1(lambda x: 1 if x else 0, lambda x: f"1 if {x} else 0", "as_int")
 UPPER = lam1(lambda x: x.upper(), lambda x: f"{x}.upper()", "upper")
@@ -184,7 +185,7 @@ def unary_library(values: Sequence[Any], pools: Pools, *, constants: bool = Fals
     if kind == "int":
         ints = list(dict.fromkeys(list(pools.ints) + [c for c in extra if _same_kind(c, "int")]))
         steps = sorted(({1, 2, 3, -1, -2, -3} | {c for c in extra if _same_kind(c, "int")}) - {0})
-        out += [add_c(c) for c in steps]
+        out += [ABS] + [add_c(c) for c in steps]
         out += [mod_c(c) for c in ints if c >= 2]
         out += [rsub_c(c) for c in ints]
         out += [mul_c(c) for c in (2, 3, -1)]
@@ -266,6 +267,8 @@ def binary_library(kind_a: str, kind_b: str, pools: Pools) -> list[Binary]:
     out: list[Binary] = []
     if kind_a == kind_b and kind_a in ("int", "str", "bool"):
         out += [EQ2, NE2]
+    elif "mixed" in (kind_a, kind_b) and {kind_a, kind_b} <= {"mixed", "int", "str"}:
+        out += [EQ2, NE2]  # a window read (tokens or the "none" sentinel) against tokens
     if kind_a == kind_b == "int":
         out += list(INT_BINARY)
     if kind_a in ("int", "str", "bool") and kind_b in ("int", "str", "bool"):

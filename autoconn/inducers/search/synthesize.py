@@ -82,7 +82,8 @@ def render(node: Node) -> tuple[Node, int, str, str]:
     """(lowered program, layers, source, summary) of a found expression."""
     program = lower(node)
     layers = tracr_layers(program)
-    text = describe(program)
+    # Window reads are named in the summary ("ahead_2(tokens)") from the tree as found.
+    text = describe(node) if any(n.window for n in node.walk()) else describe(program)
     said = notes(node)
     extra = f"; {'; '.join(said)}" if said else ""
     if len(text) > 400:

@@ -232,7 +232,7 @@ def _with_sentinel(da: Sequence[Any], db: Sequence[Any], pairs: dict[tuple[Any, 
         reachable = [p[1 - side] for p in reach if is_s(p[side]) and not is_s(p[1 - side])]
         if not reachable:
             sides.append(lam1(lambda x, d=default: d, lambda x, d=default: repr(d)))
-            filled += 1
+            filled += int(any(is_s(v) for v in (da if side == 0 else db)))  # a case the value sets hold
             continue
         if not seen:
             return None
@@ -246,14 +246,23 @@ def _with_sentinel(da: Sequence[Any], db: Sequence[Any], pairs: dict[tuple[Any, 
     (g0, h0), (g1, h1) = (sides[0].call, sides[0].text), (sides[1].call, sides[1].text)
     s_ = sentinel
 
+    in_a = any(is_s(v) for v in da)
+    in_b = any(is_s(v) for v in db)
+
     def call(x: Any, y: Any) -> Any:
         if is_s(x):
             return both if is_s(y) else g0(y)
         return g1(x) if is_s(y) else c2(x, y)
 
     def text(x: str, y: str) -> str:
-        return (f"({both!r} if {y} == {s_!r} else {paren(h0(y))}) if {x} == {s_!r} else "
-                f"({paren(h1(x))} if {y} == {s_!r} else {paren(t2(x, y))})")
+        # Only the cases the value sets can hold are written out.
+        normal = paren(t2(x, y))
+        if in_b:
+            normal = f"{paren(h1(x))} if {y} == {s_!r} else {normal}"
+        if not in_a:
+            return normal
+        first = f"{both!r} if {y} == {s_!r} else {paren(h0(y))}" if in_b else h0(y)
+        return f"({first}) if {x} == {s_!r} else ({normal})"
 
     return Inferred(lam2(call, text, f2.slug), filled)
 
