@@ -18,6 +18,7 @@ from autoconn.inducers.search.dsl import Lam, Pred, lam1, lam2
 
 SMALL_INTS = (0, 1, 2, 3)
 MAX_EQ_CONSTANTS = 12  # beyond this many values (e.g. positions), x == c uses the pooled constants
+MAX_TOKEN_EQ_CONSTANTS = 32  # letters: "tokens == 'x'" for every letter of a 26-letter vocab
 MAX_REPLACEMENTS = 48  # cap on "d if x == c else x" instances per value set
 
 
@@ -174,7 +175,8 @@ def unary_library(values: Sequence[Any], pools: Pools, *, constants: bool = Fals
             out += [if_else(a, b) for a in choices for b in choices if a != b and value_kind([a, b]) != "mixed"]
         return out
     if kind in ("int", "str"):
-        eq_consts = vals if len(vals) <= MAX_EQ_CONSTANTS else [c for c in pools.ints if c in valset]
+        limit = MAX_TOKEN_EQ_CONSTANTS if constants and kind == "str" else MAX_EQ_CONSTANTS
+        eq_consts = vals if len(vals) <= limit else [c for c in pools.ints if c in valset]
         eq_consts = list(dict.fromkeys(eq_consts + [c for c in extra if _same_kind(c, kind) and c in valset]))
         out += [eq_c(c) for c in eq_consts] + [ne_c(c) for c in eq_consts]
         if outputs:
