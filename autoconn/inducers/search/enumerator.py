@@ -10,6 +10,14 @@ Aggregate). Every new expression is also offered to the goal-directed shortcuts
 (``goals``), which often complete a program several levels early. Token tests also seed
 running sums over them (``blocks.prefix_count`` and the signed balances) at a discounted
 cost: idioms 3-4 operations deep that plain enumeration would reach only seconds later.
+Window reads (the token at i - c, i + c, c or length - 1 - c, or a "none" sentinel where
+there is no such position: ``blocks.offset_read``) join the bank the same way, and so do
+the running counts of attention-derived marks ("no equal token before i"): partial results
+fed back, so three-step rules ("distinct tokens so far") compose from general pieces.
+
+Numerical targets are matched as categorical values as well (a table of the numbers the
+examples show), then cast by ``blocks.numerical_output``; the run records why it stopped
+(``SearchResult.stop_reason``: found / budget / exhausted) and which tables it refused.
 
 Grammar restrictions keep the bank to plausible rules: a Map chain is at most two deep; a
 SequenceMap of two elementwise expressions must join a function of the tokens with one of

@@ -30,6 +30,12 @@ comparisons) and a match is proposed at once:
   for a global count y, possibly guarded by a comparison of y with another global count
   (``blocks.none_related``: a balance never below zero and ending at zero).
 
+Where no library function fits, the finishers fill the Map / SequenceMap with the function
+the examples imply (``tables``): total over the value set, refused when a reachable entry is
+undetermined (the refusals are kept for the stop message). Window reads and their tests
+against the own token are context too, so "x + the next token", "the last two are equal"
+and "differs from both neighbours" are one SequenceMap away.
+
 Every proposal is evaluated like any expression and must equal the target exactly.
 """
 
