@@ -213,3 +213,22 @@ def test_stop_reasons(tmp_path: Path) -> None:
     easy = _task(tmp_path, "upper", lambda x: [t.upper() for t in x], list("abc"))
     assert inducer.propose(easy, split_task(easy).induction, [], budget_seconds=10.0, limit=1)
     assert inducer.last_stop_reason == "found"
+
+
+COMPOSED_RULES: dict[str, tuple[Callable[[list[Any]], Any], list[Any]]] = {
+    # a running count of an attention-derived mark (no equal token before i)
+    "distinct_so_far": (lambda x: [len(set(x[: i + 1])) for i in range(len(x))], list("abcd")),
+    # two window tests against the own token, joined by an inferred function
+    "differs_from_both_neighbours": (lambda x: [int((i == 0 or x[i] != x[i - 1]) and (i == len(x) - 1 or x[i] != x[i + 1]))
+                                                for i in range(len(x))], list("abcd")),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(COMPOSED_RULES))
+def test_three_step_rules_compose_from_general_pieces(tmp_path: Path, name: str) -> None:
+    rule, vocab = COMPOSED_RULES[name]
+    task = _task(tmp_path, name, rule, vocab, count=90)
+    found = synthesize_task(task, split_task(task).induction, budget_seconds=60, want=1).found
+    assert found, name
+    _check_rasp(task, found[0], rule, vocab)
