@@ -365,3 +365,19 @@ def numerical_output(node: Node, values: Sequence[float]) -> Node:
     pos = make(Op.NUMMAP, (node,), lam1(lambda x: max(x, 0), lambda x: f"max({x}, 0)", "positive"))
     neg = make(Op.NUMMAP, (node,), lam1(lambda x: max(-x, 0), lambda x: f"max(-{x}, 0)", "negative"))
     return make(Op.LINEAR, (pos, neg))
+
+
+# ---- extremes ---------------------------------------------------------------------------
+
+IDIOM_EXTREME_COST = 4  # two attentions, discounted like the windows
+
+
+def extreme(largest: bool) -> Node:
+    """The largest (smallest) int token, at every position: the positions no token beats
+    (``SelectorWidth(Select(tokens, tokens, GT)) == 0``) all hold it, so one Aggregate over
+    them reads it (equal ints average exactly). Scaling by the maximum, distance to the
+    minimum, "is the largest" are then one SequenceMap with the tokens."""
+    beats = make(Op.WIDTH, (make(Op.SELECT, (TOKENS, TOKENS), pred=P.BY_NAME["GT" if largest else "LT"]),))
+    top = make(Op.MAP, (beats,), NONE_SELECTED)
+    node = make(Op.AGGREGATE, (make(Op.SELECT, (top, TOKENS), pred=P.KEY_TRUE), TOKENS))
+    return _with_cost(node, IDIOM_EXTREME_COST)

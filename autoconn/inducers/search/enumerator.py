@@ -290,6 +290,9 @@ class Search:
             if self.cfg.idioms and self.ordered_tokens:
                 for node in B.dominance_counts():
                     self.idiom_stash.setdefault(node.cost, []).append(node)
+            if self.cfg.idioms and self.int_tokens:
+                for node in (B.extreme(True), B.extreme(False)):
+                    self.idiom_stash.setdefault(node.cost, []).append(node)
             if self.cfg.windows:
                 for node in B.windows(TOKENS, self.batch.width, self.sentinel):
                     self.idiom_stash.setdefault(node.cost, []).append(node)
