@@ -58,6 +58,7 @@ class Row:
     compile_seconds: float
     rounds: int
     program: str
+    stop: str = ""  # why the last search ended (found / budget / exhausted / error)
 
 
 def tiers_from_readme(directory: Path) -> dict[str, str]:
@@ -113,6 +114,7 @@ def reference_layers(directory: Path, task: Task) -> int | None:
 def run_task(path: Path, table: dict[str, str], budget: float, rounds: int, with_reference: bool) -> Row:
     task = load_task(path)
     split = split_task(task)
+    validation, sealed = split_sets(split)
     examples = list(split.induction)
     tried: set[str] = set()
     start = time.perf_counter()
@@ -126,6 +128,7 @@ def run_task(path: Path, table: dict[str, str], budget: float, rounds: int, with
         syn = synthesize_task(task, examples, budget_seconds=remaining, want=1, exclude=tried)
         enumerated += syn.enumerated
         row.search_seconds += syn.seconds
+        row.stop = syn.stop_reason if syn.found else syn.why_stopped
         fresh = [f for f in syn.found if f.source not in tried]
         if first_seconds is None and syn.first_match_seconds is not None:
             first_seconds = (time.perf_counter() - start) - syn.seconds + syn.first_match_seconds
@@ -137,17 +140,25 @@ def run_task(path: Path, table: dict[str, str], budget: float, rounds: int, with
         row.found = True
         row.program = best.summary
         began = time.perf_counter()
-        model = compile_program(best.to_rasp(), task.input_vocab, default_settings(task.max_seq_len))
+        try:
+            model = compile_program(best.to_rasp(), task.input_vocab, default_settings(task.max_seq_len))
+        except Exception as err:  # noqa: BLE001 - a program tracr refuses is a failed candidate
+            row.compile_seconds += time.perf_counter() - began
+            row.stop = f"compile error: {type(err).__name__}: {str(err)[:80]}"
+            continue
         row.compile_seconds += time.perf_counter() - began
         row.layers = model_size(model).layers
         runtime = ConnRuntime.from_model(model, task.max_seq_len)
-        outputs = runtime.run([e.inputs for e in split.heldout])
-        check = verify_outputs(split.heldout, outputs, task.output_kind)
-        row.heldout_accuracy = check.accuracy
+        outputs = runtime.run([e.inputs for e in validation])
+        check = verify_outputs(validation, outputs, task.output_kind)
         if check.passed:
-            row.verified = True
-            row.verified_seconds = time.perf_counter() - start
-            break
+            final = verify_outputs(sealed, runtime.run([e.inputs for e in sealed]), task.output_kind)
+            row.heldout_accuracy = final.accuracy
+            row.verified = final.passed
+            if final.passed:
+                row.verified_seconds = time.perf_counter() - start
+            break  # the sealed set gives the verdict once; it is never fed back
+        row.heldout_accuracy = check.accuracy
         failures = tuple(Counterexample(tuple(f.inputs), tuple(f.expected), tuple(f.got)) for f in check.failures[:8])
         examples += counterexample_examples(task, [Feedback(best.source, "verify", "held-out mismatch", failures)], examples)
     row.first_seconds = first_seconds
@@ -155,6 +166,15 @@ def run_task(path: Path, table: dict[str, str], budget: float, rounds: int, with
     if with_reference:
         row.reference_layers = reference_layers(path.parent, task)
     return row
+
+
+def split_sets(split: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """(validation, sealed): the three-way split when task.split_task gives one; before it,
+    the held-out set plays both parts (checked once, fed back on failure)."""
+    sealed = getattr(split, "sealed", None)
+    if sealed is not None:
+        return tuple(split.validation), tuple(sealed)
+    return tuple(split.heldout), tuple(split.heldout)
 
 
 def fmt(value: Any, spec: str = "") -> str:
@@ -193,14 +213,67 @@ def print_table(rows: list[Row]) -> None:
     print(f"solved programs with more layers than the reference: {larger or 'none'}")
 
 
+def summary(rows: list[Row]) -> dict[str, str]:
+    """The headline figures of one suite, as printable strings."""
+    solved = [r for r in rows if r.verified]
+    out = {
+        "tasks": str(len(rows)),
+        "verified": f"{len(solved)}/{len(rows)} ({100 * len(solved) / max(1, len(rows)):.0f}%)",
+        "median s to verified (solved)": f"{statistics.median([r.verified_seconds for r in solved]):.2f}" if solved else "-",
+        "median s to verified (all, unsolved=inf)": (
+            f"{statistics.median(sorted(r.verified_seconds if r.verified else float('inf') for r in rows)):.2f}"
+            if rows else "-"),
+        "found but wrong (registered-but-wrong risk)": str(sum(1 for r in rows if r.found and not r.verified)),
+        "stopped: budget / exhausted": (f"{sum(1 for r in rows if not r.found and 'budget' in r.stop)} / "
+                                        f"{sum(1 for r in rows if not r.found and 'exhausted' in r.stop)}"),
+    }
+    by_layers: dict[str, list[Row]] = {}
+    for r in rows:
+        if r.reference_layers is not None:
+            by_layers.setdefault(f"reference {r.reference_layers} layer(s)", []).append(r)
+    for key in sorted(by_layers):
+        group = by_layers[key]
+        out[key] = f"{sum(r.verified for r in group)}/{len(group)}"
+    layers = [r.layers for r in solved if r.layers is not None]
+    if layers:
+        out["layers of verified programs: median / max"] = f"{statistics.median(layers):g} / {max(layers)}"
+    return out
+
+
+def print_side_by_side(results: dict[str, list[Row]]) -> None:
+    sums = {name: summary(rows) for name, rows in results.items()}
+    keys = list(dict.fromkeys(k for s in sums.values() for k in s))
+    width = max(len(k) for k in keys)
+    cols = list(sums)
+    print(f"{'':{width}s}  " + "  ".join(f"{c[-24:]:>24s}" for c in cols))
+    for k in keys:
+        print(f"{k:{width}s}  " + "  ".join(f"{sums[c].get(k, '-'):>24s}" for c in cols))
+
+
+def write_baseline(path: Path, rows: list[Row], budget: float, directory: Path) -> None:
+    data = {
+        "inducer": "search",
+        "suite": str(directory),
+        "budget_seconds": budget,
+        "note": "benchmarks/search.py: verified = right on the held-out examples with the compiled model "
+                "(the files' examples are all there is: no reference program to test fresh inputs against)",
+        "tasks": {r.task: {"solved": r.verified, "seconds": None if r.verified_seconds is None else round(r.verified_seconds, 2),
+                           "layers": r.layers, "program": r.program[:200], "stop": r.stop} for r in rows},
+    }
+    path.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dir", default=str(REPO / "rule_examples"))
+    parser.add_argument("dirs", nargs="*", help="task directories (default: rule_examples); figures side by side")
+    parser.add_argument("--dir", default="", help="one task directory (same as a positional one)")
     parser.add_argument("--budget", type=float, default=20.0, help="seconds of search per task (all rounds)")
     parser.add_argument("--rounds", type=int, default=3, help="programs tried per task")
     parser.add_argument("--tasks", default="", help="comma-separated task names (default: all)")
     parser.add_argument("--no-reference", action="store_true", help="skip compiling the reference programs")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument("--baseline", action="append", default=[],
+                        help="DIR=PATH: write that suite's per-task results (solved, seconds, layers) to PATH")
     parser.add_argument("--jax-cache", default=str(Path(tempfile.gettempdir()) / "autoconn-jax-cache"),
                         help="JAX persistent compilation cache (a warm cache makes tracr compiles ~5x faster); '' = off")
     args = parser.parse_args(argv)
@@ -211,26 +284,42 @@ def main(argv: list[str] | None = None) -> int:
         jax.config.update("jax_compilation_cache_dir", args.jax_cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    directory = Path(args.dir)
-    paths = sorted(directory.glob("*.jsonl"))
-    if args.tasks:
-        wanted = set(args.tasks.split(","))
-        paths = [p for p in paths if p.stem in wanted]
-    table = tiers_from_readme(directory)
+    directories = [Path(d) for d in (args.dirs + ([args.dir] if args.dir else []))] or [REPO / "rule_examples"]
+    baselines = dict(b.split("=", 1) for b in args.baseline)
     from tracr.rasp import rasp  # warm-up: JAX tracing is paid once per process
 
     compile_program(rasp.Map(lambda x: x, rasp.tokens), ["a"], default_settings(4))
-    rows = []
-    for path in paths:
-        row = run_task(path, table, args.budget, args.rounds, not args.no_reference)
-        rows.append(row)
-        if not args.json:
-            print(f"  {row.task}: {'verified' if row.verified else 'not verified'} "
-                  f"({fmt(row.verified_seconds, '.1f')} s) {row.program[:80]}", file=sys.stderr, flush=True)
+    results: dict[str, list[Row]] = {}
+    for directory in directories:
+        paths = sorted(directory.glob("*.jsonl"))
+        if args.tasks:
+            wanted = set(args.tasks.split(","))
+            paths = [p for p in paths if p.stem in wanted]
+        table = tiers_from_readme(directory)
+        rows = []
+        for path in paths:
+            try:
+                row = run_task(path, table, args.budget, args.rounds, not args.no_reference)
+            except Exception as err:  # noqa: BLE001 - e.g. a file the task loader refuses
+                print(f"  {path.stem}: skipped ({type(err).__name__}: {str(err)[:120]})", file=sys.stderr, flush=True)
+                continue
+            rows.append(row)
+            if not args.json:
+                print(f"  {row.task}: {'verified' if row.verified else 'not verified'} "
+                      f"({fmt(row.verified_seconds, '.1f')} s) {row.program[:80] or row.stop[:80]}", file=sys.stderr,
+                      flush=True)
+        results[str(directory)] = rows
+        for key, target in baselines.items():
+            if Path(key).resolve() == directory.resolve():
+                write_baseline(Path(target), rows, args.budget, directory)
     if args.json:
-        print(json.dumps([asdict(r) for r in rows], indent=1))
-    else:
+        print(json.dumps({d: [asdict(r) for r in rows] for d, rows in results.items()}, indent=1))
+        return 0
+    for directory, rows in results.items():
+        print(f"== {directory}")
         print_table(rows)
+        print()
+    print_side_by_side(results)
     return 0
 
 

@@ -10,8 +10,12 @@ Modules, one job each:
 * ``evaluate``    numpy semantics equal to ``rasp.evaluate``, value sets as tracr infers them
 * ``enumerator``  the cheapest-first search with observational-equivalence pruning
 * ``goals``       goal-directed shortcuts that complete a program from one bank entry
+* ``tables``      functions inferred from the data: the Map / SequenceMap the target implies
+                  (a library function when one fits, else the observed table), made total,
+                  refused when the examples leave a reachable entry undetermined
 * ``blocks``      generic multi-step idioms (running sums and balances, quantifiers over
-                  positions, nearest marked position, argmax) the goals and the bank use
+                  positions, nearest marked position, argmax, window reads at offsets from
+                  either end, numerical outputs with their sign) the goals and the bank use
 * ``lower``       folding Maps the way tracr allows; tracr's layer count
 * ``render``      readable RASP source; ``build`` the same program as a rasp object
 * ``synthesize``  examples -> ranked programs; ``inducer`` the Inducer protocol

@@ -268,3 +268,116 @@ def argmax_read(score: Node, vocab: Sequence[Any], *, largest: bool, ties_to_sma
     encode, decode = code_of(sorted(vocab, key=lambda v: (type(v).__name__, v)))
     read = make(Op.AGGREGATE, (select, make(Op.MAP, (TOKENS,), encode)))
     return make(Op.MAP, (read,), decode)
+
+
+# ---- windows: the value at a position related to i by an offset ------------------------
+
+def length_node() -> Node:
+    """``SelectorWidth(Select(tokens, tokens, TRUE))`` (rasp.length does not compile)."""
+    return make(Op.WIDTH, (make(Op.SELECT, (TOKENS, TOKENS), pred=P.BY_NAME["TRUE"]),))
+
+
+IDIOM_WINDOW_COST = 3  # a window read costs one attention, like a plain Aggregate
+
+
+def _window_position(shape: str, c: int) -> tuple[str, Callable[[Any], tuple[int, bool]], Callable[[str], tuple[str, str]]]:
+    """(query kind, q -> (position, valid), q text -> (position text, valid text)).
+
+    Query kinds: "i" (indices), "in" ((indices, length)), "n" (length)."""
+    if shape == "behind":
+        return "i", (lambda q: (q - c, q >= c)), (lambda q: (f"{q} - {c}", f"{q} >= {c}"))
+    if shape == "ahead":
+        return "in", (lambda q: (q[0] + c, q[0] + c < q[1])), (lambda q: (f"{q}[0] + {c}", f"{q}[0] + {c} < {q}[1]"))
+    if shape == "at":
+        return "n", (lambda q: (c, c < q)), (lambda q: (f"{c}", f"{q} > {c}"))
+    if shape == "from_end":
+        return "n", (lambda q: (q - 1 - c, q > c)), (lambda q: (f"{q} - {1 + c}", f"{q} > {c}"))
+    raise ValueError(shape)
+
+
+WINDOW_SHAPES = ("behind", "ahead", "at", "from_end")
+
+
+def window_offsets(shape: str, max_seq_len: int) -> range:
+    if shape in ("behind", "ahead"):
+        return range(1, min(3, max_seq_len - 1) + 1)
+    if shape == "at":
+        return range(0, min(8, max_seq_len))
+    return range(0, min(3, max_seq_len))
+
+
+def offset_read(v: Node, shape: str, c: int, sentinel: Any) -> Node:
+    """v at position p(i, length) -- i - c, i + c, c, length - 1 - c -- or ``sentinel``
+    where p is outside the input.
+
+    The selector picks p where it exists and otherwise a position that always does (i
+    itself, or 0), so exactly one position is read at every position and length (a
+    categorical Aggregate must never select none); the SequenceMap after it replaces what
+    was read there by the sentinel, so a table or a finisher can give "nothing there" its
+    own value (a fill, a default, the token itself)."""
+    kind, pos, text = _window_position(shape, c)
+    if kind == "i":
+        query: Node = INDICES
+        fallback_call, fallback_text = (lambda q: q), (lambda q: q)
+    elif kind == "in":
+        query = make(Op.SEQMAP, (INDICES, length_node()), P.TUPLE.lam)
+        fallback_call, fallback_text = (lambda q: q[0]), (lambda q: f"{q}[0]")
+    else:
+        query = length_node()
+        fallback_call, fallback_text = (lambda q: 0), (lambda q: "0")
+
+    def pred_call(k: Any, q: Any) -> bool:
+        p, ok = pos(q)
+        return k == (p if ok else fallback_call(q))
+
+    def pred_text(k: str, q: str) -> str:
+        p, ok = text(q)
+        return f"{k} == ({p} if {ok} else {fallback_text(q)})"
+
+    select = make(Op.SELECT, (INDICES, query), pred=Pred(lam2(pred_call, pred_text, f"{shape}_{c}"), None))
+    read = make(Op.AGGREGATE, (select, v))
+
+    def value_call(r: Any, q: Any) -> Any:
+        return r if pos(q)[1] else sentinel
+
+    def value_text(r: str, q: str) -> str:
+        return f"{r} if {text(q)[1]} else {sentinel!r}"
+
+    node = make(Op.SEQMAP, (read, query), lam2(value_call, value_text, f"{shape}_{c}"))
+    node.window = True
+    return _with_cost(node, v.cost + IDIOM_WINDOW_COST + (0 if kind == "i" else 1))
+
+
+def windows(v: Node, max_seq_len: int, sentinel: Any) -> list[Node]:
+    return [offset_read(v, shape, c, sentinel) for shape in WINDOW_SHAPES for c in window_offsets(shape, max_seq_len)]
+
+
+# ---- numerical outputs ------------------------------------------------------------------
+
+def numerical_output(node: Node, values: Sequence[float]) -> Node:
+    """A categorical expression whose values are the wanted numbers, as a numerical SOp.
+
+    tracr's categorical->numerical MLP passes its output through a ReLU, so a negative
+    number would come out as 0 with no error: when some value is negative, the positive and
+    negative parts are two numerical Maps joined by ``LinearSequenceMap(pos, neg, 1, -1)``."""
+    if all(float(v) >= 0 for v in values):
+        return make(Op.NUMMAP, (node,), lam1(lambda x: x, lambda x: x, "number"))
+    pos = make(Op.NUMMAP, (node,), lam1(lambda x: max(x, 0), lambda x: f"max({x}, 0)", "positive"))
+    neg = make(Op.NUMMAP, (node,), lam1(lambda x: max(-x, 0), lambda x: f"max(-{x}, 0)", "negative"))
+    return make(Op.LINEAR, (pos, neg))
+
+
+# ---- extremes ---------------------------------------------------------------------------
+
+IDIOM_EXTREME_COST = 4  # two attentions, discounted like the windows
+
+
+def extreme(largest: bool) -> Node:
+    """The largest (smallest) int token, at every position: the positions no token beats
+    (``SelectorWidth(Select(tokens, tokens, GT)) == 0``) all hold it, so one Aggregate over
+    them reads it (equal ints average exactly). Scaling by the maximum, distance to the
+    minimum, "is the largest" are then one SequenceMap with the tokens."""
+    beats = make(Op.WIDTH, (make(Op.SELECT, (TOKENS, TOKENS), pred=P.BY_NAME["GT" if largest else "LT"]),))
+    top = make(Op.MAP, (beats,), NONE_SELECTED)
+    node = make(Op.AGGREGATE, (make(Op.SELECT, (top, TOKENS), pred=P.KEY_TRUE), TOKENS))
+    return _with_cost(node, IDIOM_EXTREME_COST)

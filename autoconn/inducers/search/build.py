@@ -50,6 +50,8 @@ def to_rasp(root: Node) -> Any:
             expr = rasp.numerical(rasp.Aggregate(kids[0], kids[1], default=0))
         elif op is Op.WIDTH:
             expr = rasp.SelectorWidth(kids[0])
+        elif op is Op.LINEAR:
+            expr = rasp.numerical(rasp.LinearSequenceMap(kids[0], kids[1], 1, -1))
         else:
             raise ValueError(f"cannot build {op}")
         built[id(node)] = expr.named(names[id(node)])

@@ -50,6 +50,7 @@ class Lam:
     slug: str = ""  # a short identifier-ish description for variable names, e.g. "plus_1"
     tier: int = 1  # 1 for the plainest functions; each tier above costs one more in the search
     movable: bool = True  # False: keep this Map before an Aggregate (an int code read over several positions)
+    note: str = ""  # said in the candidate's summary (e.g. "table from the examples")
 
     @property
     def key(self) -> str:
@@ -113,6 +114,7 @@ class Op(enum.Enum):
     AGGREGATE = "aggregate"  # categorical, exactly one position selected
     MEAN = "mean"  # numerical aggregate of a 0/1 indicator
     WIDTH = "width"  # SelectorWidth
+    LINEAR = "linear"  # numerical x - y (LinearSequenceMap(x, y, 1, -1)): signed numerical outputs
 
 
 SOP_OPS = frozenset(op for op in Op if op is not Op.SELECT)
@@ -129,6 +131,7 @@ OP_COST = {
     Op.AGGREGATE: 3,
     Op.MEAN: 3,
     Op.WIDTH: 3,
+    Op.LINEAR: 2,
 }
 
 
@@ -144,6 +147,7 @@ class Node:
     pred: Pred | None = None
     cost: int = 0
     idiom: bool = False  # a blocks.py idiom added at a discounted cost (not a plain enumeration result)
+    window: bool = False  # a value read at an offset (blocks.offset_read), or the sentinel past the ends
     _key: str = field(default="", repr=False)
 
     @property
@@ -160,7 +164,7 @@ class Node:
 
     @property
     def numerical(self) -> bool:
-        return self.op in (Op.NUMMAP, Op.MEAN)
+        return self.op in (Op.NUMMAP, Op.MEAN, Op.LINEAR)
 
     def walk(self) -> list["Node"]:
         """All distinct nodes below and including this one, children before parents."""

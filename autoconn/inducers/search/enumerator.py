@@ -10,6 +10,14 @@ Aggregate). Every new expression is also offered to the goal-directed shortcuts
 (``goals``), which often complete a program several levels early. Token tests also seed
 running sums over them (``blocks.prefix_count`` and the signed balances) at a discounted
 cost: idioms 3-4 operations deep that plain enumeration would reach only seconds later.
+Window reads (the token at i - c, i + c, c or length - 1 - c, or a "none" sentinel where
+there is no such position: ``blocks.offset_read``) join the bank the same way, and so do
+the running counts of attention-derived marks ("no equal token before i"): partial results
+fed back, so three-step rules ("distinct tokens so far") compose from general pieces.
+
+Numerical targets are matched as categorical values as well (a table of the numbers the
+examples show), then cast by ``blocks.numerical_output``; the run records why it stopped
+(``SearchResult.stop_reason``: found / budget / exhausted) and which tables it refused.
 
 Grammar restrictions keep the bank to plausible rules: a Map chain is at most two deep; a
 SequenceMap of two elementwise expressions must join a function of the tokens with one of
@@ -28,6 +36,7 @@ import numpy as np
 
 from autoconn.inducers.search import blocks as B
 from autoconn.inducers.search import primitives as P
+from autoconn.inducers.search import tables as T
 from autoconn.inducers.search.dsl import INDICES, OP_COST, TOKENS, Lam, Node, Op, Pred, make
 from autoconn.inducers.search.evaluate import CODE, MISSING, Batch, Entry, Evaluator, NumSem, Sem, SelSem
 from autoconn.inducers.search.goals import Goals
@@ -56,6 +65,10 @@ class SearchConfig:
     goals: bool = True
     idioms: bool = True  # running sums of token tests (blocks.prefix_count ...) join the bank early
     max_idiom_seeds: int = 8  # token tests they are built from
+    max_derived_seed_cost: int = 7  # attention-derived marks whose running count joins the bank
+    max_derived_seeds: int = 1000
+    windows: bool = True  # tokens at offsets (i +- c, c, length - 1 - c) join the bank early (blocks.offset_read)
+    tables: bool = True  # goals may fill a Map / SequenceMap with the table the examples imply (tables.py)
     seed: int = 0
 
 
@@ -92,6 +105,8 @@ class SearchResult:
     timed_out: bool
     first_match_seconds: float | None = None
     stats: dict[str, int] = field(default_factory=dict)
+    stop_reason: str = ""  # "found", "budget", "exhausted" (every level up to max_cost), or "error: ..."
+    refusals: list[str] = field(default_factory=list)  # tables refused as undetermined (first few)
 
 
 def _support(node: Node, kids: Sequence[Entry | None] = ()) -> frozenset[str] | None:
@@ -131,22 +146,27 @@ class Search:
         self.goals: Goals | None = None
         self.int_tokens = self.ev.int_valued(self.ev.tokens.vset)
         self.ordered_tokens = P.value_kind(self.ev.values(self.ev.tokens.vset)) in ("int", "str")
+        self.sentinel = T.sentinel_for(vocab)
         if numerical:
             self.target_num = np.zeros((self.n, width))
             for r, row in enumerate(outputs):
                 self.target_num[r, : len(row)] = [float(v) for v in row]
-        else:
-            target = np.full((self.n, width), MISSING, dtype=CODE)
-            for r, row in enumerate(outputs):
-                target[r, : len(row)] = [self.ev.u.code(v) for v in row]
-            self.target_bytes = target.tobytes()
-            if self.cfg.goals:
-                self.goals = Goals(self.ev, target, self.pools, self._propose)
+        # Numerical targets are matched as categorical values too (a table of the numbers),
+        # then cast to a numerical SOp (blocks.numerical_output).
+        target = np.full((self.n, width), MISSING, dtype=CODE)
+        for r, row in enumerate(outputs):
+            target[r, : len(row)] = [self.ev.u.code(float(v) if numerical else v) for v in row]
+        self.target_bytes = target.tobytes()
+        if self.cfg.goals:
+            self.goals = Goals(self.ev, target, self.pools, self._propose, tables=self.cfg.tables,
+                               sentinel=self.sentinel)
         self.levels: dict[int, list[Entry]] = {}
         self.sel_levels: dict[int, list[SelEntry]] = {}
         self.width_stash: dict[int, list[tuple[Node, Sem]]] = {}
         self.idiom_stash: dict[int, list[Node]] = {}
         self.idiom_seeds = 0
+        self.derived_seeds = 0
+        self.seeded: list[Node] = []
         self.seen: set[int] = set()
         self.seen_sel: set[int] = set()
         self.seen_num: set[int] = set()
@@ -188,6 +208,16 @@ class Search:
             return elapsed > self.cfg.patience * first + self.cfg.grace_seconds
         return elapsed > self.cfg.patience_short_of_want * first + self.cfg.grace_short_of_want
 
+    def _record_categorical(self, node: Node, sem: Sem, sig: int) -> None:
+        """A categorical expression equal to the target: the match itself, or for a
+        numerical task the same values cast to a numerical SOp."""
+        if self.numerical:
+            values = self.ev.values(sem.vset)
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                return
+            node = B.numerical_output(node, values)
+        self._record(node, sig, sem.bad)
+
     def _record(self, node: Node, sig: int, bad: np.ndarray | None) -> None:
         """A match; one per behaviour (over all rows), the cheapest one found."""
         known = self.match_sigs.get(sig)
@@ -206,7 +236,7 @@ class Search:
         """A goal's proposal: recorded if it really equals the target on the induction rows."""
         sig, arr = sem.signature(self.mask)
         if arr[: self.n].tobytes() == self.target_bytes:
-            self._record(node, sig, sem.bad)
+            self._record_categorical(node, sem, sig)
 
     def _add(self, node: Node, sem: Sem, kids: Sequence[Entry | None] = ()) -> Entry | None:
         """Adds a categorical expression unless an equivalent one is known; checks goals."""
@@ -221,13 +251,24 @@ class Search:
         support = _support(node, kids)
         ops = 1 + sum(k.ops for k in kids if k is not None) if support is not None and kids else 0
         entry = Entry(node, sem, kind, support, ops)
-        if not self.numerical and arr[: self.n].tobytes() == self.target_bytes:
-            self._record(node, sig, sem.bad)
+        if arr[: self.n].tobytes() == self.target_bytes:
+            self._record_categorical(node, sem, sig)
         elif self.goals is not None:
             self.goals.observe(entry)
             self.goals.check(entry, arr)
         if self.cfg.idioms and kind == "bool" and node.op is Op.MAP and node.children[0] is TOKENS:
             self._stash_idioms(node)
+        elif (self.cfg.idioms and kind == "bool" and node.op is Op.MAP and node.children[0].op is Op.WIDTH
+              and node.fn.key == "x == 0" and not node.children[0].idiom
+              and any(n is TOKENS for n in node.walk())
+              and node.cost <= self.cfg.max_derived_seed_cost and self.derived_seeds < self.cfg.max_derived_seeds
+              and bool(((sem.codes[: self.n] != sem.codes[: self.n, :1]) & self.imask).any())):
+            # A mark computed by attention (first occurrence, a record, a balance test...)
+            # feeds the running count back into the bank: "how many so far" of anything.
+            self.derived_seeds += 1
+            self.seeded.append(node)
+            count = B.prefix_count(node, self.batch.width)
+            self.idiom_stash.setdefault(min(count.cost, self.level + 1), []).append(count)
         level = self.levels.setdefault(node.cost, [])
         if len(level) < self.cfg.max_level_size and self.banked < self.cfg.max_bank_size:
             level.append(entry)
@@ -249,6 +290,12 @@ class Search:
             if self.cfg.idioms and self.ordered_tokens:
                 for node in B.dominance_counts():
                     self.idiom_stash.setdefault(node.cost, []).append(node)
+            if self.cfg.idioms and self.int_tokens:
+                for node in (B.extreme(True), B.extreme(False)):
+                    self.idiom_stash.setdefault(node.cost, []).append(node)
+            if self.cfg.windows:
+                for node in B.windows(TOKENS, self.batch.width, self.sentinel):
+                    self.idiom_stash.setdefault(node.cost, []).append(node)
             attention = OP_COST[Op.WIDTH]
             for c in range(1, self.cfg.max_cost + 1):
                 self.level = c
@@ -263,13 +310,17 @@ class Search:
                     stage(arg)
                     self.timings[f"{c}:{stage.__name__[1:]}"] = round(time.perf_counter() - began, 3)
                 if self._enough(c):
+                    stop = "found"
                     break
+            else:
+                stop = "exhausted"
         except _Stop:
-            pass
+            stop = "budget" if time.perf_counter() >= self.deadline and not self._enough(None) else "found"
         timed_out = not self.matches and time.perf_counter() >= self.deadline
         first = min((m.seconds for m in self.matches), default=None)
+        refusals = list(self.goals.refusals) if self.goals is not None else []
         return SearchResult(self.matches, self.count, time.perf_counter() - self.start, self.level,
-                            timed_out, first, dict(self.stats))
+                            timed_out, first, dict(self.stats), stop, refusals)
 
     # ---- generators ---------------------------------------------------------------------
 

@@ -30,6 +30,12 @@ comparisons) and a match is proposed at once:
   for a global count y, possibly guarded by a comparison of y with another global count
   (``blocks.none_related``: a balance never below zero and ending at zero).
 
+Where no library function fits, the finishers fill the Map / SequenceMap with the function
+the examples imply (``tables``): total over the value set, refused when a reachable entry is
+undetermined (the refusals are kept for the stop message). Window reads and their tests
+against the own token are context too, so "x + the next token", "the last two are equal"
+and "differs from both neighbours" are one SequenceMap away.
+
 Every proposal is evaluated like any expression and must equal the target exactly.
 """
 
@@ -42,6 +48,7 @@ import numpy as np
 
 from autoconn.inducers.search import blocks as B
 from autoconn.inducers.search import primitives as P
+from autoconn.inducers.search import tables as T
 from autoconn.inducers.search.dsl import INDICES, TOKENS, Lam, Node, Op, make
 from autoconn.inducers.search.evaluate import Entry, Evaluator, Sem
 from autoconn.inducers.search.lower import then
@@ -55,6 +62,8 @@ MAX_ARGMAX_COST = 4  # scores are cheap counts (how often, how many before)
 MAX_RELATION_COST = 5  # per-position counts compared with a total: a running balance of a token test costs 5
 MAX_TOKEN_TESTS = 48  # token tests the nearest goal pairs up
 MAX_DERIVED_MARKS = 512  # attention-derived marks it reads the token at
+MAX_WINDOWS = 48  # window reads (blocks.offset_read) and tests of them kept as context for the binary finisher
+MAX_WINDOW_TEST_COST = 6  # e.g. behind_1(tokens) != tokens: pairs of such tests finish "differs from both neighbours"
 _RELATIONS = {"LT": np.less, "LEQ": np.less_equal, "GT": np.greater, "GEQ": np.greater_equal,
               "EQ": np.equal, "NEQ": np.not_equal}
 
@@ -90,6 +99,23 @@ def functional(keys: list[np.ndarray], target: np.ndarray) -> tuple[tuple[tuple[
     return tuple(out)
 
 
+def _window_test(node: Node) -> bool:
+    """A window read compared with the own token (``behind_1(tokens) != tokens``)."""
+    return (node.op is Op.SEQMAP and node.cost <= MAX_WINDOW_TEST_COST and entry_kind_bool(node)
+            and any(c.window for c in node.children) and any(c is TOKENS for c in node.children))
+
+
+def entry_kind_bool(node: Node) -> bool:
+    return node.fn is not None and node.fn.slug in ("eq", "ne")
+
+
+def _noted(lam: Lam, note: str) -> Lam:
+    if not note:
+        return lam
+    import dataclasses
+    return dataclasses.replace(lam, note=note)
+
+
 def _any_in_scope(marks: np.ndarray, scope: str) -> np.ndarray:
     """[n, L]: some position j <= i ("prefix") or j >= i ("suffix") is marked."""
     if scope == "prefix":
@@ -100,7 +126,8 @@ def _any_in_scope(marks: np.ndarray, scope: str) -> np.ndarray:
 class Goals:
     """The shortcuts for one target (categorical outputs; codes [n_induction, width])."""
 
-    def __init__(self, ev: Evaluator, target: np.ndarray, pools: P.Pools, propose: Propose) -> None:
+    def __init__(self, ev: Evaluator, target: np.ndarray, pools: P.Pools, propose: Propose, *,
+                 tables: bool = True, sentinel: Any = None) -> None:
         self.ev = ev
         self.u = ev.u
         self.n = len(target)
@@ -139,6 +166,12 @@ class Goals:
         self._nearest: dict[tuple[int, str, bool], tuple[np.ndarray, np.ndarray]] = {}
         self._derived_marks = 0
         self._globals_cache: tuple[int, list[Any]] | None = None
+        self.tables = tables
+        self.sentinel = sentinel
+        self.refusals: list[str] = []  # why tables were not made (undetermined entries), first few
+        self.refused = 0
+        self._case_cache: dict[Any, list[Lam]] = {}
+        self.token_functional = False
 
     # ---- registration -------------------------------------------------------------------
 
@@ -153,7 +186,12 @@ class Goals:
                 self.values.append((entry, allowed))
         if node.op is Op.TOKENS:
             self.tokens = entry
-        if node.idiom:
+            # The target is a function of the own token: a Map (library or table) says it in
+            # one layer, so the goals that read other positions have nothing to add.
+            self.token_functional = functional([entry.sem.codes[: self.n][self.imask]], self.flat) is not None
+        if (node.idiom and node.window) or _window_test(node):
+            role = "window"  # a value at an offset: paired with the tokens or another window by the binary finisher
+        elif node.idiom:
             role = ""  # discounted idioms would crowd out the plain counts (length, hist) the finishers pair with
         elif node.op in (Op.TOKENS, Op.INDICES):
             role = "input"
@@ -165,7 +203,7 @@ class Goals:
             role = "position"  # indices == c and the like
         else:
             role = ""
-        if role and self._roles.get(role, 0) < MAX_CONTEXT:
+        if role and self._roles.get(role, 0) < (MAX_WINDOWS if role == "window" else MAX_CONTEXT):
             self._roles[role] = self._roles.get(role, 0) + 1
             self.context.append(entry)
             w = entry.sem.codes[: self.n][self.imask]
@@ -188,17 +226,20 @@ class Goals:
                     marks = (ints == 0) & self.imask
                     self.unique(zero.node, sem, marks)
                     self.count(zero, marks)
-        if (entry.kind == "bool" and not self.broadcast and entry.support == frozenset({"tokens"})
+        if (entry.kind == "bool" and not self.broadcast and not self.token_functional
+                and entry.support == frozenset({"tokens"})
                 and entry.node.cost <= 2 and len(self.token_tests) < MAX_TOKEN_TESTS and self.tokens is not None):
             self.nearest(entry)
-        if (entry.kind == "bool" and not self.broadcast and entry.support is None and self.tokens is not None
+        if (entry.kind == "bool" and not self.broadcast and not self.token_functional and entry.support is None
+                and self.tokens is not None
                 and entry.node.cost <= MAX_QUANTIFIED_COST and self._derived_marks < MAX_DERIVED_MARKS):
             self.derived_nearest(entry)
         if entry.kind == "bool" and self.broadcast:
             marks = self.u.as_bools()[entry.sem.codes[: self.n]].astype(bool) & self.imask
             self.count(entry, marks)
             self.unique(entry.node, entry.sem, marks)
-        if entry.node.op in (Op.WIDTH, Op.AGGREGATE) and self.context:
+        if (entry.node.op in (Op.WIDTH, Op.AGGREGATE) or entry.node.window or _window_test(entry.node)) \
+                and self.context:
             self.binary_finish(entry)
         if self.broadcast and entry.node.op is Op.AGGREGATE and self.tokens and entry.kind == self.tokens.kind:
             self.compare_count(entry, self.tokens)
@@ -330,6 +371,14 @@ class Goals:
         """Unary functions of the token onto the target on one case; also a step then a
         modulus ((x + 1) % 10: digit arithmetic), when no single function fits."""
         assert self.tokens is not None
+        cached = self._case_cache.get(mapping)
+        if cached is not None:
+            return cached
+        found = self._case_cache[mapping] = self._case_finishers_uncached(mapping)
+        return found
+
+    def _case_finishers_uncached(self, mapping: tuple[tuple[tuple[int, ...], int], ...]) -> list[Lam]:
+        assert self.tokens is not None
         found = self._finishers(self.tokens.sem.vset, mapping)
         if found:
             return found
@@ -448,18 +497,94 @@ class Goals:
         if fns is None:
             fns = self._finishers(sem.vset, mapping)
             self._unary[key] = fns
+        if not fns and self.tables:
+            fns = self._table(node, sem, mapping)
         for fn in fns:
             out = self.ev.map(fn, sem)
             if out is not None:
                 self.propose(make(Op.MAP, (node,), fn), out)
 
+    # ---- functions inferred from the data (tables.py) -----------------------------------
+
+    def _reachable(self, node: Node, sem: Sem) -> list[Any]:
+        """Values this expression takes on some row (induction or synthetic); all tokens."""
+        codes = np.unique(sem.codes[self.mask])
+        values = [self.u.values[c] for c in codes.tolist()]
+        if node.op is Op.TOKENS:
+            values += [self.u.values[c] for c in sem.vset]
+        return values
+
+    def _refuse(self, node: Node, why: T.Refusal) -> None:
+        self.refused += 1
+        if len(self.refusals) < 5:
+            from autoconn.inducers.search.lower import describe
+            try:
+                text = describe(node)
+            except Exception:  # noqa: BLE001 - only for the message
+                text = node.op.value
+            self.refusals.append(f"{text[:60]}: {why}")
+
+    def _fit(self, domain: list[Any]) -> T.Fit:
+        def fit(src: list[Any], dst: list[Any]) -> Lam | None:
+            kind_values = [v for v in domain if not T.same(v, self.sentinel)] if self.sentinel is not None else domain
+            found = self._fit_values(kind_values, src, dst)
+            return found[0] if found else None
+        return fit
+
+    def _table(self, node: Node, sem: Sem, mapping: Any) -> list[Lam]:
+        """Target = f(this expression) with f inferred from the examples (made total)."""
+        domain = self.ev.values(sem.vset)
+        pairs = {self.u.values[a[0]]: self.u.values[b] for a, b in mapping}
+        got = T.infer_unary(domain, pairs, self._reachable(node, sem), self._fit(domain), self.sentinel)
+        if isinstance(got, T.Refusal):
+            self._refuse(node, got)
+            return []
+        return [_noted(got.lam, got.note)]
+
+    def _fit_pairs(self, ka: str, kb: str) -> Callable[[list[tuple[Any, Any]], list[Any]], Lam | None]:
+        def fit2(pairs: list[tuple[Any, Any]], dst: list[Any]) -> Lam | None:
+            kinds = (P.value_kind(a for a, _ in pairs), P.value_kind(b for _, b in pairs))
+            pools = P.Pools(self.pools.tokens, tuple(dict.fromkeys(list(self.pools.outputs) + dst)), self.pools.ints,
+                            self.pools.sentinels)
+            for fn in P.binary_library(kinds[0], kinds[1], pools):
+                try:
+                    if all(_same(fn.lam.call(x, y), t) for (x, y), t in zip(pairs, dst)):
+                        return fn.lam
+                except Exception:  # noqa: BLE001
+                    continue
+            return None
+        return fit2
+
+    def _table2(self, a: Entry, b: Entry) -> None:
+        """Target = f(a, b) with f inferred from the examples (made total)."""
+        av, bv = a.sem.codes[: self.n][self.imask], b.sem.codes[: self.n][self.imask]
+        mapping = functional([av, bv], self.flat)
+        if mapping is None:
+            return
+        da, db = self.ev.values(a.sem.vset), self.ev.values(b.sem.vset)
+        pairs = {(self.u.values[x], self.u.values[y]): self.u.values[t] for (x, y), t in mapping}
+        both = np.unique(a.sem.codes[self.mask].astype(np.int64) * (1 << 20) + b.sem.codes[self.mask])
+        reach = [(self.u.values[int(c) >> 20], self.u.values[int(c) & ((1 << 20) - 1)]) for c in both]
+        got = T.infer_binary(da, db, pairs, reach, self._fit(db), self._fit_pairs(a.kind, b.kind), self.sentinel)
+        if isinstance(got, T.Refusal):
+            self._refuse(make(Op.SEQMAP, (a.node, b.node), T.PAIR), got)
+            return
+        fn = _noted(got.lam, got.note)
+        out = self.ev.seqmap(fn, a.sem, b.sem)
+        if out is not None:
+            self.propose(make(Op.SEQMAP, (a.node, b.node), fn), out)
+
     def _finishers(self, vset: frozenset[int], mapping: tuple[tuple[tuple[int, ...], int], ...]) -> list[Lam]:
         src = [self.u.values[a[0]] for a, _ in mapping]
         dst = [self.u.values[b] for _, b in mapping]
+        return self._fit_values(self.ev.values(vset), src, dst)
+
+    def _fit_values(self, values: list[Any], src: list[Any], dst: list[Any]) -> list[Lam]:
+        """Library functions on a value set that map every src onto its dst."""
         extra: list[Any] = list(dict.fromkeys(dst))
         if all(isinstance(v, int) and not isinstance(v, bool) for v in src + dst):
             extra += list(dict.fromkeys([t - s for s, t in zip(src, dst)] + [s + t for s, t in zip(src, dst)]))
-        fns = P.unary_library(self.ev.values(vset), self.pools, outputs=True, extra=extra)
+        fns = P.unary_library(values, self.pools, outputs=True, extra=extra)
         if len(set(map(repr, dst))) == 2:  # a two-way switch on one value: a if x == c else b
             for c, a in zip(src, dst):
                 others = {repr(t): t for s, t in zip(src, dst) if s != c}
@@ -484,7 +609,13 @@ class Goals:
             mapping = functional([got, w.sem.codes[: self.n][self.imask]], self.flat)
             if mapping is None:
                 continue
-            for fn, swap in self._binary_fns(entry, w, mapping):
+            fns = self._binary_fns(entry, w, mapping)
+            if not fns and self.tables:
+                first, second = (entry, w) if entry.node.window or not w.node.window \
+                    else (w, entry)
+                self._table2(first, second)
+                continue
+            for fn, swap in fns:
                 a, b = (w, entry) if swap else (entry, w)
                 out = self.ev.seqmap(fn, a.sem, b.sem)
                 if out is not None:

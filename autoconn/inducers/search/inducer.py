@@ -40,6 +40,11 @@ class SearchInducer:
     def __init__(self, config: SearchConfig | None = None, *, learn_from_counterexamples: bool = True) -> None:
         self.config = config
         self.learn_from_counterexamples = learn_from_counterexamples
+        # Why the last call ended: "found", "budget", "exhausted" or "error: ...", and a
+        # sentence for a person (``last_stop_message``) the pipeline can print when no
+        # candidate came back ("the time budget ran out" rather than "no more candidates").
+        self.last_stop_reason: str = ""
+        self.last_stop_message: str = ""
 
     def propose(self, task: Task, induction: Sequence[Example], feedback: Sequence[Feedback], *,
                 budget_seconds: float, limit: int) -> list[Candidate]:
@@ -50,6 +55,13 @@ class SearchInducer:
         examples = list(induction)
         if self.learn_from_counterexamples:
             examples += counterexample_examples(task, feedback, examples)
-        result = synthesize_task(task, examples, budget_seconds=budget_seconds, want=limit, exclude=tried,
-                                 config=self.config)
+        try:
+            result = synthesize_task(task, examples, budget_seconds=budget_seconds, want=limit, exclude=tried,
+                                     config=self.config)
+        except Exception as err:  # noqa: BLE001 - reported as the stop reason, then raised as before
+            self.last_stop_reason = f"error: {type(err).__name__}: {err}"
+            self.last_stop_message = f"the search failed: {type(err).__name__}: {err}"
+            raise
+        self.last_stop_reason = result.stop_reason
+        self.last_stop_message = result.why_stopped
         return [Candidate(source=f.source, origin=self.name, summary=f.summary) for f in result.found[:limit]]

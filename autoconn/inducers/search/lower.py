@@ -94,7 +94,7 @@ class _Lowerer:
                 inner = self.node(Op.AGGREGATE, (sel, v.children[0]))
                 return self.node(Op.MAP, (inner,), v.fn)
             return self.node(Op.AGGREGATE, (sel, v))
-        if op in (Op.MEAN, Op.WIDTH):
+        if op in (Op.MEAN, Op.WIDTH, Op.LINEAR):
             return self.node(op, kids)
         raise ValueError(f"cannot lower {op}")
 
@@ -132,9 +132,10 @@ def _zero_test(fn: Lam) -> tuple[Any, Any] | None:
 
 def _zero_lam(at_zero: Any, otherwise: Any) -> Lam:
     """The same test on a mean of a numerical 1 (0 exactly when nothing is selected)."""
-    if (at_zero, otherwise) == (True, False):
+    bools = isinstance(at_zero, bool) and isinstance(otherwise, bool)  # (1, 0) == (True, False) in Python
+    if bools and (at_zero, otherwise) == (True, False):
         return Lam(1, lambda m: m == 0, lambda m: f"{m} == 0", "none")
-    if (at_zero, otherwise) == (False, True):
+    if bools and (at_zero, otherwise) == (False, True):
         return Lam(1, lambda m: m != 0, lambda m: f"{m} != 0", "some")
     return Lam(1, lambda m: at_zero if m == 0 else otherwise, lambda m: f"{at_zero!r} if {m} == 0 else {otherwise!r}",
                "zero_test")
@@ -210,7 +211,7 @@ def _ignore_second(fn: Lam | None) -> Lam:
 
 
 def _block(node: Node) -> str:
-    if node.op in (Op.MAP, Op.SEQMAP, Op.NUMMAP):
+    if node.op in (Op.MAP, Op.SEQMAP, Op.NUMMAP, Op.LINEAR):
         return "mlp"
     if node.op in (Op.AGGREGATE, Op.MEAN):
         return "attn"
@@ -277,6 +278,8 @@ def describe(node: Node) -> str:
         return "tokens"
     if op is Op.INDICES:
         return "indices"
+    if node.window:  # blocks.offset_read: "ahead_2(tokens)" rather than its three operations
+        return f"{node.fn.slug}({describe(node.children[0].children[1])})"
     parts = [describe(c) for c in node.children]
     if op in (Op.MAP, Op.NUMMAP):
         return node.fn.text(paren(parts[0]))
@@ -289,6 +292,8 @@ def describe(node: Node) -> str:
         return f"aggregate({parts[0]}, {parts[1]})"
     if op is Op.MEAN:
         return f"mean({parts[0]}, {parts[1]})"
+    if op is Op.LINEAR:
+        return f"{paren(parts[0])} - {paren(parts[1])}"
     if op is Op.WIDTH:
         return "length" if is_length(node) else f"width({parts[0]})"
     return op.value

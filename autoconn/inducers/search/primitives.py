@@ -9,6 +9,7 @@ Every function must be total on the whole value set; the evaluator checks that.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
@@ -17,6 +18,7 @@ from autoconn.inducers.search.dsl import Lam, Pred, lam1, lam2
 
 SMALL_INTS = (0, 1, 2, 3)
 MAX_EQ_CONSTANTS = 12  # beyond this many values (e.g. positions), x == c uses the pooled constants
+MAX_TOKEN_EQ_CONSTANTS = 32  # letters: "tokens == 'x'" for every letter of a 26-letter vocab
 MAX_REPLACEMENTS = 48  # cap on "d if x == c else x" instances per value set
 
 
@@ -129,6 +131,7 @@ def gt_c(c: Any) -> Lam:
     return lam1(lambda x: x > c, lambda x: f"{x} > {c!r}", f"above_{slugify(c)}", 2)
 
 
+ABS = lam1(lambda x: abs(x), lambda x: f"abs({x})", "abs")
 NOT = lam1(lambda x: not x, lambda x: f"not {x}", "not")
 TO_INT = lam1(lambda x: 1 if x else 0, lambda x: f"1 if {x} else 0", "as_int")
 UPPER = lam1(lambda x: x.upper(), lambda x: f"{x}.upper()", "upper")
@@ -172,18 +175,19 @@ def unary_library(values: Sequence[Any], pools: Pools, *, constants: bool = Fals
             out += [if_else(a, b) for a in choices for b in choices if a != b and value_kind([a, b]) != "mixed"]
         return out
     if kind in ("int", "str"):
-        eq_consts = vals if len(vals) <= MAX_EQ_CONSTANTS else [c for c in pools.ints if c in valset]
+        limit = MAX_TOKEN_EQ_CONSTANTS if constants and kind == "str" else MAX_EQ_CONSTANTS
+        eq_consts = vals if len(vals) <= limit else [c for c in pools.ints if c in valset]
         eq_consts = list(dict.fromkeys(eq_consts + [c for c in extra if _same_kind(c, kind) and c in valset]))
         out += [eq_c(c) for c in eq_consts] + [ne_c(c) for c in eq_consts]
         if outputs:
-            reps = [replace(c, d) for c in eq_consts for d in targets if d != c and value_kind([c, d]) != "mixed"]
-            out += reps[:MAX_REPLACEMENTS]
+            reps = (replace(c, d) for c in eq_consts for d in targets if d != c and value_kind([c, d]) != "mixed")
+            out += list(itertools.islice(reps, MAX_REPLACEMENTS))
     if kind == "str":
         out += [UPPER, LOWER]
     if kind == "int":
         ints = list(dict.fromkeys(list(pools.ints) + [c for c in extra if _same_kind(c, "int")]))
         steps = sorted(({1, 2, 3, -1, -2, -3} | {c for c in extra if _same_kind(c, "int")}) - {0})
-        out += [add_c(c) for c in steps]
+        out += [ABS] + [add_c(c) for c in steps]
         out += [mod_c(c) for c in ints if c >= 2]
         out += [rsub_c(c) for c in ints]
         out += [mul_c(c) for c in (2, 3, -1)]
@@ -223,6 +227,7 @@ INT_BINARY = (
     _b(lambda x, y: x <= y, lambda x, y: f"{x} <= {y}", "le", False, 2),
     _b(lambda x, y: x % y if y else 0, lambda x, y: f"{x} % {y} if {y} else 0", "mod", False),
     _b(lambda x, y: x // y if y else 0, lambda x, y: f"{x} // {y} if {y} else 0", "div", False, 2),
+    _b(lambda x, y: x / y if y else 0, lambda x, y: f"{x} / {y} if {y} else 0", "ratio", False, 2),
 )
 # Int comparisons both ways round (a guard g(y, z) keeps y first).
 INT_COMPARISONS = (
@@ -264,6 +269,8 @@ def binary_library(kind_a: str, kind_b: str, pools: Pools) -> list[Binary]:
     out: list[Binary] = []
     if kind_a == kind_b and kind_a in ("int", "str", "bool"):
         out += [EQ2, NE2]
+    elif "mixed" in (kind_a, kind_b) and {kind_a, kind_b} <= {"mixed", "int", "str"}:
+        out += [EQ2, NE2]  # a window read (tokens or the "none" sentinel) against tokens
     if kind_a == kind_b == "int":
         out += list(INT_BINARY)
     if kind_a in ("int", "str", "bool") and kind_b in ("int", "str", "bool"):

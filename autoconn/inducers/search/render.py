@@ -69,6 +69,8 @@ def assign_names(root: Node, root_name: str = "program") -> dict[int, str]:
             return f"{short(kids[1])}_where_{selection(sel)}"
         if op is Op.MEAN:
             return f"frac_{short(kids[1])}"
+        if op is Op.LINEAR:
+            return "signed"
         if op is Op.WIDTH:
             sel = kids[0]
             same, how = sel.children[0] is sel.children[1], sel.pred.comparison
@@ -82,7 +84,8 @@ def assign_names(root: Node, root_name: str = "program") -> dict[int, str]:
         return op.value
 
     generic = {Op.MAP: "mapped", Op.SEQMAP: "combined", Op.SELECT: "select", Op.AGGREGATE: "moved",
-               Op.WIDTH: "count", Op.MEAN: "frac", Op.NUMMAP: "indicator"}
+               Op.WIDTH: "count", Op.MEAN: "frac", Op.NUMMAP: "indicator",
+               Op.LINEAR: "signed"}
     for node in root.walk():
         if node.op in BUILTIN:
             continue
@@ -123,6 +126,8 @@ def expression(node: Node, names: dict[int, str]) -> str:
         return f"rasp.numerical(rasp.Aggregate({kids[0]}, {kids[1]}, default=0))"
     if op is Op.WIDTH:
         return f"rasp.SelectorWidth({kids[0]})"
+    if op is Op.LINEAR:
+        return f"rasp.numerical(rasp.LinearSequenceMap({kids[0]}, {kids[1]}, 1, -1))"
     raise ValueError(f"cannot render {op}")
 
 

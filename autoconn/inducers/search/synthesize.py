@@ -50,15 +50,47 @@ class Synthesis:
     timed_out: bool
     first_match_seconds: float | None
     stats: dict[str, int] = field(default_factory=dict)
+    stop_reason: str = ""  # found / budget / exhausted / error: ...
+    refusals: list[str] = field(default_factory=list)  # tables refused as undetermined
+
+    @property
+    def why_stopped(self) -> str:
+        """One sentence: why this search ended (for a failed run's message)."""
+        if self.stop_reason == "found":
+            return "enough matching programs were found"
+        if self.stop_reason == "budget":
+            what = "the time budget ran out"
+        elif self.stop_reason == "exhausted":
+            what = "the search space was exhausted (every program up to the cost limit was tried)"
+        else:
+            what = self.stop_reason or "the search ended"
+        if self.refusals:
+            what += "; refused as undetermined by the examples: " + " | ".join(self.refusals[:3])
+        return what
+
+
+def notes(node: Node) -> list[str]:
+    """What the summary must say about inferred functions (tables, default-filled entries)."""
+    out: list[str] = []
+    for n in node.walk():
+        if n.fn is not None and n.fn.note and n.fn.note not in out:
+            out.append(n.fn.note)
+    return out
 
 
 def render(node: Node) -> tuple[Node, int, str, str]:
     """(lowered program, layers, source, summary) of a found expression."""
     program = lower(node)
     layers = tracr_layers(program)
-    text = describe(program)
-    summary = f"{text}  [{layers} layer{'s' if layers != 1 else ''}, cost {node.cost}]"
-    header = f"Found by the offline search: {text} ({layers} layer{'s' if layers != 1 else ''}, cost {node.cost})."
+    # Window reads are named in the summary ("ahead_2(tokens)") from the tree as found.
+    text = describe(node) if any(n.window for n in node.walk()) else describe(program)
+    said = notes(node)
+    extra = f"; {'; '.join(said)}" if said else ""
+    if len(text) > 400:
+        text = text[:400] + " ..."
+    summary = f"{text}  [{layers} layer{'s' if layers != 1 else ''}, cost {node.cost}{extra}]"
+    header = (f"Found by the offline search: {text} ({layers} layer{'s' if layers != 1 else ''}, cost {node.cost}"
+              f"{extra}).")
     return program, layers, to_source(program, header), summary
 
 
@@ -98,7 +130,8 @@ def synthesize(inputs: Sequence[Sequence[Any]], outputs: Sequence[Sequence[Any]]
     for f in found:
         unique.setdefault(f.source, f)
     return Synthesis(list(unique.values()), result.enumerated, result.seconds, result.level,
-                     result.timed_out, result.first_match_seconds, result.stats)
+                     result.timed_out, result.first_match_seconds, result.stats, result.stop_reason,
+                     result.refusals)
 
 
 def synthesize_task(task: Task, examples: Sequence[Example], *, budget_seconds: float = 10.0, want: int = 3,
