@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Sequence, Union
 
-Token = Union[str, int, bool]
+Token = Union[str, int, bool, float]  # a float token is categorical: a value, not a quantity
 Value = Union[str, int, bool, float]
 OutputKind = Literal["categorical", "numerical"]
 OutputShape = Literal["sequence", "broadcast"]
@@ -176,10 +176,12 @@ def _check_token(path: Path, line: int, token: Any, where: str) -> Token:
     if token is None:
         raise TaskError(path, line, f"{where} contains null", "use a string such as \"none\" for an empty token")
     if isinstance(token, float):
-        if not math.isfinite(token) or not token.is_integer():
-            raise TaskError(path, line, f"{where} contains the number {token}; input tokens must be strings, integers or booleans",
-                            "numerical inputs are not supported: write the values as integers or strings")
-        token = int(token)
+        if not math.isfinite(token):
+            raise TaskError(path, line, f"{where} contains the number {token}; input tokens must be finite",
+                            "write the value as a string, e.g. \"inf\"")
+        # A fractional token is a categorical value like any other (to tracr a token is any hashable
+        # value); a whole float is the int it equals.
+        return int(token) if token.is_integer() else token
     if not _is_token(token):
         raise TaskError(path, line, f"{where} contains an unsupported value {token!r}")
     if isinstance(token, int):

@@ -366,9 +366,9 @@ def stop_reason(state: InductionState, inducer: Any, name: str, problem: str) ->
     """Why the last inducer gave nothing: its own word when it has one, else budget or space."""
     if problem:
         return f"{name} inducer failed: {problem}"
-    own = getattr(inducer, "last_stop_reason", "")
+    own = getattr(inducer, "last_stop_message", "")  # the search says: budget spent, space exhausted, tables refused
     if own:
-        return f"{name} inducer: {own}"
+        return f"{name} inducer gave no candidate: {own}"
     if seconds_left(state) <= 1.0:
         return f"time budget spent ({state['config']['budget_seconds']:.0f} s) before {name} found another candidate"
     return f"{name} inducer has no more candidates"
