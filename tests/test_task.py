@@ -196,3 +196,12 @@ def test_default_limits_stop_a_huge_line_and_too_many_examples_fast(tmp_path: Pa
 def test_a_bad_limit_flag_is_a_usage_error(tmp_path: Path, make_task):
     result = CliRunner().invoke(app, ["induce", str(make_task(GOOD)), "--limit", "lines=3"])
     assert result.exit_code == 2 and "use NAME=N with NAME one of line-bytes, examples, output-values, max-seq-len" in result.output
+
+
+def test_fractional_tokens_are_categorical_values(make_task):
+    """To tracr a token is any hashable value: 0.5 is a token like "a" (a whole 2.0 is the int 2)."""
+    rows = [{"input": [0.5, 2.0], "output": [1, 0]}, {"input": [0.25], "output": [1]}, {"input": [2, 0.5], "output": [0, 1]}]
+    task = load_task(make_task(rows))
+    assert task.input_vocab == (0.25, 0.5, 2) and task.examples[0].inputs == (0.5, 2)
+    with pytest.raises(TaskError, match="must be finite"):
+        load_task(make_task([*rows, '{"input": [Infinity], "output": [0]}'], "inf.jsonl"))

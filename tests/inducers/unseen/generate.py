@@ -2,8 +2,11 @@
 """Writes small task files the offline search was never tuned on (tests/inducers/unseen/).
 
 They exercise the generic building blocks (running balances, argmax, nearest marked
-position) on rules that differ from rule_examples/: other alphabets, other tie-breaks,
-other directions. Stdlib only, fixed seeds: rerunning rewrites identical files.
+position). Said plainly, so no figure over them over-claims: two are close variants of suite
+tasks — prefix_never_more_b is dyck1_prefix's "never below zero" condition with other letters,
+most_frequent_ties_last is most_freq with the other tie-break — and two are new rules
+(running_max, previous_mark_is_x) built from pieces the suite also uses. Rules nobody here wrote
+are in ../shared/suites/. Stdlib only, fixed seeds: rerunning rewrites identical files.
 
     python tests/inducers/unseen/generate.py
 """
