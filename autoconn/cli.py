@@ -490,7 +490,8 @@ def check(
 
 
 def _check_record(task: Any, outcome: Any, draw: Any, oracle: Optional[str]) -> Optional[dict[str, Any]]:
-    """The verified block of a hand-checked program: every example (not held out), plus the oracle."""
+    """The verified block of a hand-checked program: every example (not held out from its author), plus
+    the oracle's sealed draw (held out from everyone) when one is given."""
     from autoconn.conn.verify import by_length
     from autoconn.verdict import make_record, oracle_block
 
@@ -500,7 +501,9 @@ def _check_record(task: Any, outcome: Any, draw: Any, oracle: Optional[str]) -> 
     if draw is not None and outcome.oracle is not None:
         oracle_json = oracle_block(str(oracle), by_length(draw.examples, outcome.oracle), draw.exhaustive_lengths,
                                    draw.outside_domain, task.max_seq_len)
-    return make_record(how="oracle" if oracle_json else "examples", held_out=False, compiled_max_seq_len=task.max_seq_len,
+    # the file's examples were in view of whoever wrote the program; the oracle's draws were not
+    return make_record(how="oracle" if oracle_json else "examples", held_out=oracle_json is not None,
+                       compiled_max_seq_len=task.max_seq_len,
                        sealed=None, validation=outcome.verification, validation_revealed=0, oracle=oracle_json)
 
 
