@@ -63,12 +63,37 @@ def output_kind_problem(task: Task, result: Any) -> str:
 
 
 def check_source(sandbox: Any, source: str, task: Task, settings: CompileSettings,
-                 examples: Sequence[Example], *, want_weights: bool = True) -> CheckOutcome:
-    """Runs the candidate in the sandbox on `examples` and scores the compiled model's outputs."""
-    result = sandbox.run(make_job(source, task, settings, examples, want_weights=want_weights))
-    if not result.ok or result.model_outputs is None:
+                 examples: Sequence[Example], *, want_weights: bool = True,
+                 worker_examples: Optional[Sequence[Example]] = None, timeout_seconds: float = 180.0) -> CheckOutcome:
+    """Compiles the candidate in the sandbox, then scores the weights it returned on the host
+    on `examples` (host_verdict.score_weights: nothing the worker reports about accuracy is
+    used). The worker receives only `worker_examples` (inputs it checks rasp.evaluate against
+    the compiled model on, for precise error messages; default none: tracr compiles from the
+    vocab alone), never the examples the verdict is computed on unless the caller passes them."""
+    sent = list(worker_examples) if worker_examples is not None else []
+    result = sandbox.run(make_job(source, task, settings, sent, want_weights=True, timeout_seconds=timeout_seconds))
+    if not result.ok:
         return CheckOutcome(result, None)
-    return CheckOutcome(result, verify_outputs(examples, result.model_outputs, task.output_kind))
+    return CheckOutcome(*host_scored(result, task, settings, examples))
+
+
+def host_scored(result: Any, task: Task, settings: CompileSettings, examples: Sequence[Example]) -> tuple[Any, Optional[Verification]]:
+    """(result, verification) with the verification computed on the host from the returned
+    weights; bad weights turn the result into a failure at stage "weights"."""
+    from autoconn.conn.host_verdict import expected_spec, score_weights
+    from autoconn.conn.weights_check import WeightsError
+    from autoconn.sandbox.protocol import JobResult
+
+    try:
+        verification = score_weights(result.weights_path, result.spec, examples, task.output_kind,
+                                     expect=expected_spec(task.input_vocab, settings, task.output_kind),
+                                     residual_width=(result.size or {}).get("residual_width"))
+    except WeightsError as err:
+        failed = JobResult.failure(result.job_id, "weights", f"the returned weights were refused: {err}",
+                                   seconds=result.seconds, size=result.size, output_encoding=result.output_encoding)
+        failed.backend = result.backend
+        return failed, None
+    return result, verification
 
 
 def display_path(path: str) -> str:

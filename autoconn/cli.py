@@ -6,6 +6,7 @@ Exit codes (DESIGN.md): 0 success, 1 nothing verified, 2 bad input or usage.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, NoReturn, Optional
@@ -105,8 +106,8 @@ def induce(
 
     if sandbox not in ("auto", "docker", "process"):
         fail_usage(f"--sandbox {sandbox!r}: choose auto, docker or process")
-    if budget <= 0 or max_attempts < 1:
-        fail_usage("--budget must be positive and --max-attempts at least 1")
+    if not math.isfinite(budget) or budget <= 0 or max_attempts < 1:
+        fail_usage("--budget must be a finite positive number of seconds and --max-attempts at least 1")
     config: Optional[RunConfig] = None
     cli_llm_options = {"model": model, "base_url": base_url, "samples": samples, "temperature": temperature}
     llm_options = cli_llm_options | {"library_dir": str(out_dir)}
@@ -232,6 +233,8 @@ def bench(
     from autoconn.inducers import InducerUnavailable, make_inducers
     from autoconn.sandbox import SandboxUnavailable, open_sandbox
 
+    if not math.isfinite(budget) or budget <= 0:
+        fail_usage("--budget must be a finite positive number of seconds")
     if not directory.is_dir():
         fail_usage(f"{directory}: not a folder of task files")
     files = task_files(directory, only or None)
@@ -341,7 +344,8 @@ def check(
     try:
         with err.status(f"compiling {program.name} in the sandbox and running {len(task.examples)} examples..."):
             with open_sandbox(sandbox) as box:  # open until registered: the weights live in its exchange dir
-                outcome = check_source(box, source, task, settings, task.examples)
+                from autoconn.task import split_task  # the worker gets the induction part; the host scores all
+                outcome = check_source(box, source, task, settings, task.examples, worker_examples=split_task(task).induction)
                 summary = _check_summary(program, task, box.backend, outcome)
                 if summary["status"] == "verified" and register:
                     fusion = fusion_for_task(register, task, overrides.to_json(),

@@ -24,6 +24,7 @@ from typing import Any, Iterator
 from filelock import FileLock
 
 from autoconn.conn.runtime import ConnRuntime, ConnSpec
+from autoconn.conn.weights_check import WeightsError, check_weights_file
 
 INDEX_FILE = "index.json"
 PROGRAM_FILE = "program.py"
@@ -117,7 +118,10 @@ class LibraryEntry:
         weights = self.path / WEIGHTS_FILE
         if not weights.exists():
             raise LibraryError(f"{weights} is missing: re-register the CoNN or restore the file")
-        return ConnRuntime.load(weights, self.spec)
+        try:
+            return ConnRuntime.load(weights, self.spec)
+        except WeightsError as err:  # a library folder may come from someone else
+            raise LibraryError(f"{weights} was refused: {err}") from None
 
 
 class Library:
@@ -170,6 +174,12 @@ class Library:
         check_name(name)
         if runtime is None and weights_file is None:
             raise ValueError("weights are required: pass runtime= or weights_file=")
+        if weights_file is not None:  # weights are data: checked against the entry's spec before they are kept
+            try:
+                check_weights_file(weights_file, ConnSpec.from_json(meta["spec"]),
+                                   residual_width=(meta.get("size") or {}).get("residual_width"))
+            except (WeightsError, KeyError, TypeError, ValueError) as err:
+                raise LibraryError(f"the weights for {name!r} were refused: {err}") from None
         meta = dict(meta, name=name, format=FORMAT_VERSION, source_sha256=sha256_text(source))
         meta.setdefault("created_at", now_iso())
         with self._lock():

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from autoconn.checking import conn_metadata, fusion_for_task, make_job, output_kind_problem
+from autoconn.checking import conn_metadata, fusion_for_task, host_scored, make_job, output_kind_problem
 from autoconn.conn.artifact import Library
 from autoconn.conn.compile import CompileSettings, default_settings
 from autoconn.conn.runtime import ConnInputError, ConnRuntime, ConnSpec
@@ -19,6 +19,7 @@ from autoconn.pipeline.state import InductionState
 from autoconn.task import Example, Task, load_task, split_task
 
 MAX_COUNTEREXAMPLES = 3
+CANDIDATE_TIMEOUT = 180.0  # seconds one candidate may take in the sandbox (less when the run's budget has less left)
 EventSink = Callable[[str, dict[str, Any]], None]
 
 
@@ -161,17 +162,20 @@ def make_nodes(resources: Resources) -> dict[str, Callable[[InductionState], dic
         induction = examples(state, "induction_ids")
         settings = CompileSettings.from_json(state["settings"])
         resources.on_event("check", {"attempt": attempt, "summary": candidate.get("summary", "")})
-        job = make_job(candidate["source"], task, settings, induction)
+        left = state["config"]["budget_seconds"] - state.get("elapsed", 0.0)  # the budget is the budget
+        job = make_job(candidate["source"], task, settings, induction, timeout_seconds=max(1.0, min(CANDIDATE_TIMEOUT, left)))
         result = resources.sandbox().run(job)
+        scored: Optional[Verification] = None
+        if result.ok:  # the verdict comes from the returned weights, run here (host_verdict), never from the worker
+            result, scored = host_scored(result, task, settings, induction)
         current: dict[str, Any] = {"candidate": candidate, "attempt": attempt, "source_path": source_path,
                                    "ok": bool(result.ok), "stage": result.stage, "error": result.error,
                                    "size": result.size, "spec": result.spec, "seconds": result.seconds,
                                    "output_encoding": getattr(result, "output_encoding", None)}
         feedback: Optional[dict[str, Any]] = None
         if result.ok:
-            outputs = result.model_outputs or []
+            assert scored is not None
             problem = output_kind_problem(task, result)
-            scored = verify_outputs(induction, outputs[:len(induction)], task.output_kind)
             current["induction"] = scored.to_json(max_failures=0)
             if problem:
                 feedback = {"stage": "check", "message": problem, "counterexamples": []}
