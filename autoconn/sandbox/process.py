@@ -419,7 +419,7 @@ class ProcessWorker(WorkerHandle):
             return "crash", "the sandbox worker stopped answering"
         if code < 0:
             return exit_text_for_signal(-code)
-        if code > 128:  # wrappers (unshare, bwrap) report a child's signal as 128 + n
+        if 128 < code < 128 + 65:  # wrappers (unshare, bwrap) report a child's signal as 128 + n
             return exit_text_for_signal(code - 128)
         return "crash", f"the sandbox worker exited with code {code}"
 
