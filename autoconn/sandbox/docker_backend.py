@@ -195,7 +195,7 @@ class DockerWorker(WorkerHandle):
             return "crash", "the sandbox container stopped answering"
         if code == 137:
             return "limit", "the sandbox container was killed (SIGKILL): most likely the memory or CPU limit"
-        if code > 128:
+        if 128 < code < 128 + 65:
             from autoconn.sandbox.host import exit_text_for_signal
 
             return exit_text_for_signal(code - 128)
