@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from autoconn import __version__
 from autoconn.conn.compile import CompileSettings
-from autoconn.conn.verify import Verification
+from autoconn.conn.verify import Verification, score_runtime
 from autoconn.fusion.metadata import FusionOverrides, FusionSpec, build_spec
 from autoconn.task import Example, Task
 
@@ -44,7 +44,6 @@ class CheckOutcome:
         return ""
 
 
-COMPILE_INPUTS = 8  # examples the worker runs after compiling (a smoke test; the verdict is the host's)
 
 
 def make_job(source: str, task: Task, settings: CompileSettings, examples: Sequence[Example],
@@ -73,26 +72,41 @@ def output_kind_problem(task: Task, result: Any) -> str:
 
 def check_source(sandbox: Any, source: str, task: Task, settings: CompileSettings,
                  examples: Sequence[Example], *, oracle: Sequence[Example] = ()) -> CheckOutcome:
-    """Compiles the candidate in the sandbox, then scores the returned weights on `examples`
-    (and `oracle` inputs) here, with the host's runtime. The worker sees only a few examples."""
-    from autoconn.conn.runtime import ConnRuntime, ConnSpec
-    from autoconn.conn.verify import score_runtime
-
-    shown = sorted(examples, key=lambda e: len(e.inputs))[:COMPILE_INPUTS]
-    result = sandbox.run(make_job(source, task, settings, shown))
+    """Compiles the candidate in the sandbox, then scores the weights it returned on `examples`
+    (and the `oracle` inputs) here, with the host's runtime (autoconn.conn.host_verdict). The
+    worker is sent none of them: tracr compiles from the vocab alone, and code that never saw the
+    verdict's inputs cannot be fitted to them."""
+    result = sandbox.run(make_job(source, task, settings, []))
     if not result.ok:
         return CheckOutcome(result, None)
-    if not result.weights_path or not result.spec:
-        return CheckOutcome(result, None, problem="the sandbox returned no weights")
     if problem := output_kind_problem(task, result):
         return CheckOutcome(result, None, problem=problem)
-    try:
-        runtime = ConnRuntime.load(result.weights_path, ConnSpec.from_json(result.spec))
-    except (ValueError, KeyError, OSError) as error:
-        return CheckOutcome(result, None, problem=f"the returned weights cannot be loaded: {error}")
+    result, runtime = host_runtime(result, task, settings)
+    if runtime is None:
+        return CheckOutcome(result, None)
     scored = score_runtime(runtime, examples, task.output_kind)
     by_oracle = score_runtime(runtime, oracle, task.output_kind) if oracle else None
     return CheckOutcome(result, scored, by_oracle)
+
+
+def host_runtime(result: Any, task: Task, settings: CompileSettings, weights: Optional[str] = None) -> tuple[Any, Any]:
+    """(result, runtime): the returned weights (or their copy at `weights`) loaded here once their
+    spec matches what the host asked for and the arrays match the spec; otherwise the result turns
+    into a failure at stage "weights" and the runtime is None."""
+    from autoconn.conn.host_verdict import expected_spec, load_checked
+    from autoconn.conn.weights_check import WeightsError
+    from autoconn.sandbox.protocol import JobResult
+
+    try:
+        runtime = load_checked(weights or result.weights_path, result.spec,
+                               expect=expected_spec(task.input_vocab, settings, task.output_kind),
+                               residual_width=(result.size or {}).get("residual_width"))
+    except WeightsError as err:
+        failed = JobResult.failure(result.job_id, "weights", f"the returned weights were refused: {err}",
+                                   seconds=result.seconds, size=result.size, output_encoding=result.output_encoding)
+        failed.backend = result.backend
+        return failed, None
+    return result, runtime
 
 
 def display_path(path: str) -> str:

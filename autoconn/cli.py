@@ -6,6 +6,7 @@ Exit codes (DESIGN.md): 0 success, 1 nothing verified, 2 bad input or usage.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, NoReturn, Optional
@@ -350,6 +351,8 @@ def bench(
     from autoconn.inducers import InducerUnavailable, make_inducers
     from autoconn.sandbox import open_sandbox
 
+    if not math.isfinite(budget) or budget <= 0:
+        fail_usage("--budget must be a finite positive number of seconds")
     if not directory.is_dir():
         fail_usage(f"{directory}: not a folder of task files")
     finite_budget(budget)

@@ -9,9 +9,11 @@ Modes (each runs the same 20 small candidates, written below, once):
   host       in the host process: exec (trusted programs) + evaluate + compile_program +
              ConnRuntime, with a warm on-disk JAX cache (read-write) - the baseline
   host-fast  the same, with the worker's fast haiku init (autoconn.sandbox.fastinit)
-The in-host modes run in their own subprocess each, started with a copy of the trusted warm
-cache and one warm-up job, so they start as warm as a sandbox worker. Prints median and
-total seconds per mode and the ratio warm-worker / host.
+The sandbox modes' seconds include the host verdict (the returned weights checked, loaded and
+run on the host: autoconn.conn.host_verdict), as every check pays it. The in-host modes run
+in their own subprocess each, started with a copy of the trusted warm cache and one warm-up
+job, so they start as warm as a sandbox worker. Prints median and total seconds per mode and
+the ratio warm-worker / host.
 """
 
 from __future__ import annotations
@@ -95,24 +97,46 @@ def jobs() -> list[Any]:
     return out
 
 
+def host_verdict(job: Any, result: Any) -> bool:
+    """The host's side of every check (issue 12): the returned weights are validated against
+    their spec, loaded and run here on the job's inputs. True when they were accepted and ran
+    (scored against rasp.evaluate's outputs, where a None - an empty selection - matches nothing:
+    the score itself is not what is timed)."""
+    from types import SimpleNamespace
+
+    from autoconn.conn.compile import CompileSettings
+    from autoconn.conn.host_verdict import expected_spec, score_weights
+
+    kind = result.output_encoding or "categorical"
+    examples = [SimpleNamespace(inputs=x, outputs=y) for x, y in zip(job.inputs, result.rasp_outputs or [])]
+    verification = score_weights(result.weights_path, result.spec, examples, kind,
+                                 expect=expected_spec(job.vocab, CompileSettings.from_json(job.settings), kind),
+                                 residual_width=(result.size or {}).get("residual_width"))
+    return verification.total == len(job.inputs)
+
+
 def run_sandbox(kind: str, fresh: bool) -> dict[str, Any]:
+    """Seconds per candidate: the sandbox job plus the host verdict on the returned weights
+    (what a check costs end to end); `sandbox_times` holds the sandbox job alone."""
     from autoconn.sandbox import open_sandbox
 
     options: dict[str, Any] = {"prewarm": False} if fresh else {}
-    times, oks, errors = {}, 0, []
+    times, sandbox_times, oks, errors = {}, {}, 0, []
     with open_sandbox(kind, **options) as sandbox:
         if not fresh:
             sandbox.warm_up()
         for job in jobs():
             started = time.monotonic()
             result = sandbox.run(job)
+            sandbox_times[job.job_id] = time.monotonic() - started
+            ok = bool(result.ok) and host_verdict(job, result)
             if fresh:
                 sandbox._drop_worker()  # the next job starts (and pays for) a new process
             times[job.job_id] = time.monotonic() - started
-            oks += result.ok
-            if not result.ok:
+            oks += ok
+            if not ok:
                 errors.append(f"{job.job_id}: {result.stage}: {result.error[:120]}")
-    return {"times": times, "ok": oks, "errors": errors}
+    return {"times": times, "sandbox_times": sandbox_times, "ok": oks, "errors": errors}
 
 
 def run_host(fast: bool) -> dict[str, Any]:
@@ -217,11 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for m in modes:
         print(f"  {m:<10} {LABELS.get(m, m)}")
+    sandbox_medians = {m: statistics.median(results[m]["sandbox_times"].values()) for m in modes
+                       if results[m].get("sandbox_times")}
     for base in ("host", "host-fast"):
         if base in medians:
             for worker in ("process", "docker"):
                 if worker in medians:
-                    print(f"median {worker} / {base}: {medians[worker] / medians[base]:.2f}x")
+                    print(f"median {worker} / {base}: {medians[worker] / medians[base]:.2f}x "
+                          f"(sandbox job alone, without the host verdict: {sandbox_medians[worker] / medians[base]:.2f}x)")
     for m in modes:
         for error in results[m]["errors"]:
             print(f"  {m} failed {error}")

@@ -37,6 +37,7 @@ from filelock import FileLock
 
 from autoconn.conn.graph import GRAPH_FILE
 from autoconn.conn.runtime import ConnRuntime, ConnSpec
+from autoconn.conn.weights_check import WeightsError, check_weights_file
 from autoconn.faults import exchange_disabled, kill_point
 
 INDEX_FILE = "index.json"
@@ -217,6 +218,8 @@ class LibraryEntry:
             raise LibraryError(f"{weights} is missing: re-register the CoNN or restore the file")
         try:
             return ConnRuntime.load(weights, self.spec)
+        except WeightsError as err:  # a library folder may come from someone else
+            raise LibraryError(f"{weights} was refused: {err}") from None
         except (ValueError, KeyError, OSError) as err:
             raise LibraryError(f"{weights} cannot be loaded ({err}); re-register the CoNN") from None
 
@@ -297,6 +300,12 @@ class Library:
         check_name(name)
         if runtime is None and weights_file is None:
             raise ValueError("weights are required: pass runtime= or weights_file=")
+        if weights_file is not None:  # weights are data: checked against the entry's spec before they are kept
+            try:
+                check_weights_file(weights_file, ConnSpec.from_json(meta["spec"]),
+                                   residual_width=(meta.get("size") or {}).get("residual_width"))
+            except (WeightsError, KeyError, TypeError, ValueError) as err:
+                raise LibraryError(f"the weights for {name!r} were refused: {err}") from None
         meta = dict(meta, name=name, format=FORMAT_VERSION, source_sha256=sha256_text(source))
         meta.setdefault("created_at", now_iso())
         try:

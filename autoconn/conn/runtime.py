@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Literal, Sequence
 
 import numpy as np
 
+from autoconn.conn.weights_check import check_weights_file
 from autoconn.task import Token, Value
 
 BATCH_BUCKETS = (1, 8, 64, 512)
@@ -216,6 +217,7 @@ class ConnRuntime:
 
     @classmethod
     def load(cls, weights_path: str | Path, spec: ConnSpec) -> "ConnRuntime":
+        check_weights_file(weights_path, spec)  # shapes, dtype and budget, before anything is decompressed
         with np.load(weights_path) as archive:
             weights = {name: archive[name] for name in archive.files}
         return cls(spec, weights)

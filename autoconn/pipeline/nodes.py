@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 from autoconn.checking import (
     conn_metadata,
     fusion_for_task,
+    host_runtime,
     make_job,
     output_kind_problem,
 )
@@ -99,10 +100,14 @@ class Resources:
         return self._draws[(text, draw)]
 
     def runtime(self, weights: str, spec: dict[str, Any]) -> ConnRuntime:
-        """The candidate's CoNN loaded from its weights (kept while the same candidate is scored)."""
+        """The candidate's CoNN loaded from its weights (kept while the same candidate is scored;
+        after a resume, loaded again through the same checks)."""
         if self._runtime[0] != weights or self._runtime[1] is None:
             self._runtime = (weights, ConnRuntime.load(weights, ConnSpec.from_json(spec)))
         return self._runtime[1]  # type: ignore[return-value]
+
+    def keep_runtime(self, weights: str, runtime: ConnRuntime) -> None:
+        self._runtime = (weights, runtime)
 
 
 def budget_left(state: InductionState) -> str:
@@ -245,11 +250,13 @@ def make_nodes(resources: Resources) -> dict[str, Callable[[InductionState], dic
             shutil.copyfile(result.weights_path, kept)
             current["weights"] = str(kept)
             current["graph"] = getattr(result, "graph", None)
-            try:
-                scored = score_runtime(resources.runtime(str(kept), result.spec), induction, task.output_kind)
-            except (ValueError, KeyError, OSError) as error:  # weights that do not match their spec
-                feedback = {"stage": "run", "message": f"the returned weights cannot be loaded: {error}", "counterexamples": []}
+            result, runtime = host_runtime(result, task, settings, weights=str(kept))  # spec and arrays checked first
+            if runtime is None:
+                current.update(ok=False, stage=result.stage, error=result.error)
+                feedback = {"stage": result.stage, "message": result.error, "counterexamples": []}
             else:
+                resources.keep_runtime(str(kept), runtime)
+                scored = score_runtime(runtime, induction, task.output_kind)
                 current["induction"] = scored.to_json(max_failures=0, examples="induction")
                 if not scored.passed:
                     feedback = {"stage": "check", "counterexamples": counterexamples(scored),

@@ -118,11 +118,8 @@ def remove_stale_containers(client: Any) -> int:
             owner = 0
         if labels.get(f"{LABEL}.host") == host and owner and _pid_alive(owner):
             continue
-        try:
-            container.remove(force=True)
-            removed += 1
-        except Exception:  # noqa: BLE001 - already gone
-            pass
+        remove_container(client, container.id)
+        removed += 1
     return removed
 
 
@@ -198,7 +195,7 @@ class DockerWorker(WorkerHandle):
             return "crash", "the sandbox container stopped answering"
         if code == 137:
             return "limit", "the sandbox container was killed (SIGKILL): most likely the memory or CPU limit"
-        if code > 128:
+        if 128 < code < 128 + 65:
             from autoconn.sandbox.host import exit_text_for_signal
 
             return exit_text_for_signal(code - 128)
@@ -216,10 +213,30 @@ class DockerWorker(WorkerHandle):
             self.sock.close()
         except Exception:  # noqa: BLE001
             pass
+        remove_container(self.client, self.container.id)
+
+
+def remove_container(client: Any, container_id: str, timeout: float = 60.0) -> None:
+    """SIGKILL + remove, then wait until the engine no longer knows the container. Only "not
+    found" counts as done; anything else is retried until `timeout`, then raised (a container
+    left behind holds its pids and memory and breaks the next workers)."""
+    from docker.errors import APIError, NotFound
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
         try:
-            self.container.remove(force=True)  # SIGKILL + remove in one call
-        except Exception:  # noqa: BLE001 - gone already
-            pass
+            client.api.remove_container(container_id, force=True)
+        except NotFound:
+            return
+        except APIError as err:  # e.g. "removal already in progress": wait and look again
+            last = err
+        try:
+            client.api.inspect_container(container_id)
+        except NotFound:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"sandbox container {container_id[:12]} could not be removed within {timeout:g} s: {last}")
 
 
 class DockerBackend(Backend):
@@ -230,6 +247,11 @@ class DockerBackend(Backend):
         if not status["usable"]:
             raise SandboxUnavailable(f"docker sandbox unavailable: {status['reason']}")
         self.client = _client(timeout=120)
+        security = " ".join(self.client.info().get("SecurityOptions") or [])
+        if "seccomp" not in security:
+            self.client.close()
+            raise SandboxUnavailable("docker sandbox unavailable: this engine runs containers without seccomp "
+                                     f"(security options: {security or 'none'}); use --sandbox process")
         self.image = image
         self.memory = memory
         self.cpus = cpus if cpus is not None else 1.0  # measured: same speed as 2 CPUs here, and the host keeps a core
@@ -250,6 +272,7 @@ class DockerBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "image": self.image, "network": "none", "memory": self.memory, "cpus": self.cpus,
+                "seccomp": "engine default profile", "no_new_privileges": True,
                 "pids_limit": PIDS_LIMIT, "user": SANDBOX_UID, "read_only_root": True, "session": self.session}
 
     def start_worker(self) -> WorkerHandle:
@@ -268,7 +291,7 @@ class DockerBackend(Backend):
             nano_cpus=int(self.cpus * 1e9),
             pids_limit=PIDS_LIMIT,
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
+            security_opt=["no-new-privileges"],  # and the engine's default seccomp profile (checked in __init__)
             user=f"{SANDBOX_UID}:{SANDBOX_UID}",
             ipc_mode="private",
             volumes={str(self._exchange): {"bind": "/exchange", "mode": "rw"}},
@@ -284,16 +307,13 @@ class DockerBackend(Backend):
             sock = self.client.api.attach_socket(container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
             container.start()
         except Exception:
-            container.remove(force=True)
+            remove_container(self.client, container.id)
             raise
         return DockerWorker(self.client, container, sock)
 
     def close(self) -> None:
-        try:
-            for container in self.client.containers.list(all=True, filters={"label": f"{LABEL}.session={self.session}"}):
-                container.remove(force=True)
-        except Exception:  # noqa: BLE001
-            pass
+        for container in self.client.containers.list(all=True, filters={"label": f"{LABEL}.session={self.session}"}):
+            remove_container(self.client, container.id)
         try:
             self.client.close()
         except Exception:  # noqa: BLE001

@@ -245,10 +245,19 @@ class Sandbox:
         self._worker = self._backend.start_worker()
         self.workers_started += 1
 
+    def recycle(self) -> None:
+        """Replace the worker now (the next job runs on a fresh one): for callers about to run
+        something they distrust more than usual."""
+        with self._lock:
+            self._drop_worker(replace=True)
+
     def _drop_worker(self, replace: bool = False) -> None:
         if self._worker is not None:
-            self._worker.kill()
-            self._worker = None
+            worker, self._worker = self._worker, None
+            try:
+                worker.kill()
+            except Exception as err:  # noqa: BLE001 - the backend could not free it: say so, do not hide it
+                raise SandboxError(f"the sandbox worker could not be stopped: {err}") from err
         if replace and not self.closed:
             try:
                 self._start_worker()

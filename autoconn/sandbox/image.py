@@ -34,7 +34,8 @@ PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x
 # The modules the worker imports inside the image: the image is rebuilt when one changes.
 WORKER_SOURCES = ("autoconn/__init__.py", "autoconn/task.py", "autoconn/conn", "autoconn/sandbox/__init__.py",
                   "autoconn/sandbox/host.py", "autoconn/sandbox/protocol.py", "autoconn/sandbox/screen.py",
-                  "autoconn/sandbox/worker.py", "autoconn/sandbox/fastinit.py")
+                  "autoconn/sandbox/worker.py", "autoconn/sandbox/fastinit.py",
+                  "autoconn/sandbox/seccomp.py")
 
 
 class ImageBuildError(RuntimeError):

@@ -16,7 +16,8 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-STAGES = ("screen", "exec", "evaluate", "compile", "run", "timeout", "crash", "limit")
+STAGES = ("screen", "exec", "evaluate", "compile", "run", "timeout", "crash", "limit", "weights")
+# "weights": set on the host when the weights a worker returned do not match their spec
 MAX_SOURCE_BYTES = 50_000
 MAX_LINE_BYTES = 64 * 1024 * 1024  # a result line longer than this is a protocol violation
 _JOB_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")

@@ -37,7 +37,13 @@ FORBIDDEN_ATTRIBUTES = frozenset({
     "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "ag_frame", "ag_code", "tb_frame",
     "tb_next", "co_code", "co_consts", "func_globals", "func_code", "mro", "format_map",
     "with_traceback", "modules", "system", "popen", "spawn", "fork", "load_module", "exec_module",
+    "format",  # str.format reads attributes named inside the string: "{0.f_globals}".format(frame)
 })
+# Every field of the syntax tree that holds an identifier, by node type: checked for every
+# node, whatever the visitor below does (a name in a match pattern is a plain string in the
+# tree, not a Name or Attribute node). Attribute-like fields get the attribute rules.
+_NAME_FIELDS = {"id", "name", "asname", "arg", "rest", "names", "module"}
+_ATTRIBUTE_FIELDS = {"attr", "kwd_attrs"}
 ALLOWED_FOREIGN_MODULES = ("typing", "typing_extensions")  # type hints from rasp.* are harmless
 
 
@@ -272,10 +278,47 @@ class _Screen(ast.NodeVisitor):
     def visit_Await(self, node: ast.AST) -> None:
         self.refuse(node, "await is refused")
 
+    def visit_Match(self, node: ast.AST) -> None:
+        # Class patterns look attributes up by name (`case object(__class__=c)`); a RASP
+        # program never needs pattern matching.
+        self.refuse(node, "match statements are refused: use if/else inside Map functions")
+        self.generic_visit(node)
+
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> None:
+        self.generic_visit(node)  # the value and the format spec are ordinary expressions, checked as such
+
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
         if node.name:
             self._check_identifier(node, node.name, "name")
         self.generic_visit(node)
+
+
+def _every_identifier(tree: ast.AST) -> Iterator[tuple[ast.AST, str, bool]]:
+    """(node, identifier, is_attribute) for every identifier anywhere in the tree, whatever
+    the node type: fields named in _NAME_FIELDS / _ATTRIBUTE_FIELDS and the names of
+    `global`/`nonlocal`/import aliases (a separate pass from the visitor, so a node type the
+    visitor does not know - match patterns, type parameters - cannot carry a name past it)."""
+    for node in ast.walk(tree):
+        for field_name, value in ast.iter_fields(node):
+            attribute = field_name in _ATTRIBUTE_FIELDS
+            if not attribute and field_name not in _NAME_FIELDS:
+                continue
+            values = value if isinstance(value, list) else [value]
+            for item in values:
+                if isinstance(item, str):
+                    yield node, item, attribute
+
+
+def _identifier_problem(name: str, attribute: bool) -> str:
+    if attribute:
+        if name.startswith("_"):
+            return f"attribute `{name}` is refused: private and dunder attributes are off limits"
+        if name in FORBIDDEN_ATTRIBUTES:
+            return f"attribute `{name}` is refused"
+        return ""
+    if name.startswith("__"):
+        return f"name `{name}` is refused: names starting with `__` reach interpreter internals"
+    return ""
 
 
 def _depth_and_size(tree: ast.AST) -> tuple[int, int, ast.AST | None]:
@@ -324,6 +367,11 @@ def screen_source(source: Any, *, resolve: bool = True) -> list[ScreenProblem]:
     visitor = _Screen(lines, resolve)
     try:
         visitor.visit(tree)
+        for node, name, attribute in _every_identifier(tree):
+            why = _identifier_problem(name, attribute)
+            line = getattr(node, "lineno", 0)
+            if why and not any(p.line == line and (name in p.why or name in p.what) for p in visitor.problems):
+                visitor.refuse(node, why)
     except _Refused:
         pass
     except RecursionError:

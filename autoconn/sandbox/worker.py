@@ -833,6 +833,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-mode", choices=("ro", "rw", "off"), default="ro")
     parser.add_argument("--exchange", default=None, help="directory where weights.npz files are written")
     parser.add_argument("--warm", action="store_true", help="fill the JAX cache with trusted programs, then exit")
+    parser.add_argument("--seccomp", action="store_true",
+                        help="install the seccomp filter (autoconn.sandbox.seccomp) on this process before any job")
     parser.add_argument("--no-prewarm", dest="prewarm", action="store_false",
                         help="skip compiling a trusted program before announcing readiness")
     args = parser.parse_args(argv)
@@ -852,9 +854,16 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker(exchange=args.exchange)
     import jax
 
+    if args.seccomp:  # before the first compile and every job: nothing a candidate runs escapes it
+        from autoconn.sandbox import seccomp
+
+        seccomp.install()
     prewarm_seconds = worker.prewarm() if args.prewarm else 0.0
 
+    from autoconn.sandbox.seccomp import status as _kernel_status
+
     protocol.send({"type": "ready", "pid": os.getpid(), "python": sys.version.split()[0], "jax": jax.__version__,
+                   "kernel": _kernel_status(),
                    "cache": cache_mode, "prewarm_seconds": round(prewarm_seconds, 3),
                    "startup_seconds": round(time.monotonic() - started, 3)})
     while True:

@@ -32,6 +32,27 @@ class Hostile:
     must_mention: str = ""  # a word the error must contain
 
 
+MATCH_WALK = """\
+from tracr.rasp import rasp
+match ():
+    case object(__class__=c):
+        pass
+match c:
+    case object(__base__=base):
+        pass
+match base:
+    case object(__subclasses__=subclasses):
+        pass
+out = "no popen found"
+for k in subclasses():
+    match k:
+        case object(__name__="_wrap_close", __init__=init):
+            match init:
+                case object(__globals__=g):
+                    out = g["popen"]("touch {marker}; cat {canary}; id -u; unshare -Ur id 2>&1").read()
+raise RuntimeError("walk finished: " + out)
+"""
+
 CASES = [
     Hostile("network_connect", """\
 import socket
@@ -121,6 +142,10 @@ rasp.np.lib.format.os.remove({canary!r})
 """, ("exec",), screen=False),
     Hostile("dunder_walk_screened", "x = ().__class__.__base__.__subclasses__()\n", ("screen",), must_mention="__class__"),
     Hostile("eval_screened", "program = eval('1')\n", ("screen",), must_mention="eval"),
+    # issue 12: the screen walk-around through match class patterns, with the screen on (refused
+    # there) and off (the OS walls must hold: popen runs, but sees nothing of the host)
+    Hostile("match_pattern_walk_screened", MATCH_WALK, ("screen",), must_mention="match"),
+    Hostile("match_pattern_walk_unscreened", MATCH_WALK, ("exec",), screen=False),
     # passes the screen: harm done only when tracr calls the lambda on vocab values the inputs never had
     Hostile("compile_time_memory_bomb", """\
 from tracr.rasp import rasp
@@ -181,6 +206,8 @@ raise RuntimeError("forgery attempt finished")
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_candidate_is_contained(backend: str, case: Hostile, canary: dict, listener: object) -> None:
     sandbox = get_sandbox(backend)
+    if not case.screen:
+        sandbox.recycle()  # hostile cases that reach the OS get a fresh worker
     source = case.source.format(canary=canary["path"], marker=canary["marker"], port=listener.port,  # type: ignore[attr-defined]
                                 hosts=host_addresses(), pid=os.getpid())
     job = make_job(source, f"hostile-{case.name}", inputs=[list(x) for x in case.inputs], vocab=list(case.vocab),

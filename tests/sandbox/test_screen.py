@@ -60,6 +60,16 @@ REFUSED = {
     "too_deep": ("x = " + "-" * (MAX_AST_DEPTH + 5) + "1\n", 1, "nest"),
     "nul_byte": ("x = 1\x00\n", 0, "NUL"),
     "async": ("async def f():\n    pass\n", 1, "async"),
+    # issue 12: names the syntax tree keeps as plain strings (match patterns) and format strings
+    "match_class_keyword": ("match 1:\n    case object(__class__=c):\n        pass\n", 1, "__class__"),
+    "match_class_frame_attr": ("match 1:\n    case object(f_globals=g):\n        pass\n", 1, "match"),
+    "match_capture_dunder": ("match 1:\n    case __x:\n        pass\n", 1, "__x"),
+    "match_mapping_rest": ("match {}:\n    case {**__rest}:\n        pass\n", 1, "__rest"),
+    "match_star_dunder": ("match []:\n    case [*__s]:\n        pass\n", 1, "__s"),
+    "fstring_format_spec": ("y = 1\nx = f'{1:{y.__class__}}'\n", 2, "__class__"),
+    "str_format_method": ("x = '{0.real}'.format(1)\n", 1, "format"),
+    "global_dunder": ("def f():\n    global __g\n", 2, "__g"),
+    "except_as_dunder": ("try:\n    pass\nexcept Exception as __e:\n    pass\n", 3, "__e"),
 }
 
 
@@ -95,3 +105,23 @@ def test_only_the_worker_executes_candidate_code() -> None:
                 if path.relative_to(root).as_posix() != "sandbox/worker.py":
                     offenders.append(f"{path.relative_to(root)}:{node.lineno}")
     assert offenders == []
+
+
+def test_the_reported_match_escape_is_refused() -> None:
+    """The walk-around from issue 12: a class pattern's keyword is a plain string in the tree."""
+    source = ("from tracr.rasp import rasp\n"
+              "match ():\n"
+              "    case object(__class__=c):\n"
+              "        pass\n"
+              "program = rasp.tokens\n")
+    message = screen_error(source)
+    assert message is not None and "__class__" in message and "match" in message, message
+
+
+def test_every_identifier_field_is_walked() -> None:
+    """Every node field that holds an identifier (whatever the node type) is seen by the screen."""
+    from autoconn.sandbox.screen import _every_identifier
+
+    tree = ast.parse("match x:\n    case C(a=1, b=2) | {**r} | [*s] | t:\n        pass\n")
+    found = {name for _, name, _ in _every_identifier(tree)}
+    assert {"x", "C", "a", "b", "r", "s", "t"} <= found
