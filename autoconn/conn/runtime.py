@@ -39,7 +39,12 @@ NUMPY_MAX_INPUTS_WARM = 8
 
 
 class ConnInputError(ValueError):
-    """An input the CoNN cannot take: a token outside its vocab or a sequence too long."""
+    """An input the CoNN cannot take: a token outside its vocab or a sequence too long.
+    ``row`` is the index of the offending input in the batch (None when not known)."""
+
+    def __init__(self, message: str, row: int | None = None) -> None:
+        super().__init__(message)
+        self.row = row
 
 
 @dataclass(frozen=True)
@@ -463,21 +468,25 @@ def _encode_reference(spec: ConnSpec, inputs: Sequence[Sequence[Token]]) -> tupl
     lengths = np.zeros(len(inputs), dtype=np.int64)
     for row, sequence in enumerate(inputs):
         if len(sequence) > spec.max_seq_len:
-            raise ConnInputError(f"input {row} has {len(sequence)} tokens; this CoNN takes at most {spec.max_seq_len}")
+            raise ConnInputError(f"input {row} has {len(sequence)} tokens; this CoNN takes at most {spec.max_seq_len}", row)
         if len(sequence) == 0:
-            raise ConnInputError(f"input {row} is empty; give at least one token")
+            raise ConnInputError(f"input {row} is empty; give at least one token", row)
         lengths[row] = len(sequence)
         for col, token in enumerate(sequence, start=1):
             index = _lookup(table, token)
-            if index is None or token in (spec.bos_token, spec.pad_token):
-                raise ConnInputError(f"token {token!r} (input {row}, position {col - 1}) is not in this CoNN's vocab {spec.vocab}")
+            if index is None or any(token == r and type(token) is type(r) for r in (spec.bos_token, spec.pad_token)):
+                raise ConnInputError(f"token {token!r} (input {row}, position {col - 1}) is not in this CoNN's vocab {spec.vocab}", row)
             ids[row, col] = index
     return ids, lengths
 
 
 def _lookup(table: dict[Token, int], token: Token) -> int | None:
-    """Vocab lookup that keeps True and 1 apart (they hash alike in Python)."""
-    index = table.get(token)
+    """Vocab lookup that keeps True and 1 apart (they hash alike in Python); an unhashable
+    token is simply not in the vocab."""
+    try:
+        index = table.get(token)
+    except TypeError:
+        return None
     if index is None:
         return None
     for key in table:
