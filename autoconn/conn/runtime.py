@@ -18,6 +18,7 @@ close to the forward pass alone.
 
 from __future__ import annotations
 
+import gc
 import math
 import sys
 from dataclasses import dataclass, field
@@ -31,9 +32,11 @@ from autoconn.task import Token, Value
 
 BATCH_BUCKETS = (1, 8, 64, 512)
 BACKENDS = ("auto", "jax", "numpy")
-# auto: numpy for batches up to this many inputs when jax is not imported yet (importing it and
-# tracing costs ~2 s, which numpy spends on about this many inputs); jax above it or once loaded.
-NUMPY_MAX_INPUTS_COLD = 20_000
+# auto: numpy for batches up to this many inputs when jax is not imported yet. Importing jax and
+# tracing costs ~2 s here; numpy's forward runs 6-30k inputs/s on an idle 2-core machine but
+# drops to ~1k/s when the cores are contended (OpenBLAS threads spin), so the limit keeps the
+# numpy path under ~1 s even then. Larger batches, and any process that already has jax, go to jax.
+NUMPY_MAX_INPUTS_COLD = 1024
 # auto with jax already imported: numpy still wins on tiny batches (no trace, no dispatch).
 NUMPY_MAX_INPUTS_WARM = 8
 
@@ -420,10 +423,13 @@ class _Codec:
         self.pad = spec.input_encoding[spec.pad_token]
         self.bos = spec.input_encoding[spec.bos_token]
         self.categorical = spec.output_kind == "categorical"
-        decoding = np.empty(len(spec.output_decoding), dtype=object)
-        for index, value in enumerate(spec.output_decoding):
-            decoding[index] = value
-        self.decoding = decoding
+        values = spec.output_decoding
+        if values and all(type(v) is int for v in values) and all(abs(v) < 2 ** 62 for v in values):
+            self.decoding = np.array(values, dtype=np.int64)  # tolist() gives back the same Python ints
+        else:
+            self.decoding = np.empty(len(values), dtype=object)
+            for index, value in enumerate(values):
+                self.decoding[index] = value
 
     def encode(self, inputs: Sequence[Sequence[Token]]) -> tuple[np.ndarray, np.ndarray]:
         count = len(inputs)
@@ -451,11 +457,20 @@ class _Codec:
         return ids, lengths
 
     def decode(self, raw: np.ndarray, lengths: np.ndarray) -> list[list[Value]]:
+        """Rows of decoded values: one numpy lookup over the real positions, one tolist(), then
+        one slice per input (the garbage collector is paused meanwhile: the new lists hold no
+        cycles, and a full collection over a large heap would cost more than the decoding)."""
         body = raw[:, 1:]
-        values = self.decoding[body] if self.categorical else body  # object ids -> the vocab's own values
-        if len(lengths) and lengths.min() == lengths.max():
-            return values[:, :int(lengths[0])].tolist()
-        return [row[:n] for row, n in zip(values.tolist(), lengths.tolist())]
+        real = body[np.arange(body.shape[1])[None, :] < lengths[:, None]]
+        flat = (self.decoding[real] if self.categorical else real).tolist()
+        ends = np.cumsum(lengths).tolist()
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return [flat[start:end] for start, end in zip([0, *ends[:-1]], ends)]
+        finally:
+            if enabled:
+                gc.enable()
 
 
 def _encode_reference(spec: ConnSpec, inputs: Sequence[Sequence[Token]]) -> tuple[np.ndarray, np.ndarray]:
