@@ -107,7 +107,7 @@ def measure(name: str, max_seq_len: int, args: argparse.Namespace, peak: MatmulP
         peaks.append(peak.sample())
         e2e.append(median_seconds(lambda: runtime.run(inputs, backend="jax"), 1))
         forward_only.append(median_seconds(lambda: runtime.forward(ids, backend="jax"), 1))
-        numpy_e2e.append(median_seconds(lambda: runtime.run(inputs[:2048], backend="numpy"), 1) * len(inputs) / min(2048, len(inputs)))
+        numpy_e2e.append(median_seconds(lambda: runtime.run(inputs[:1024], backend="numpy"), 1) * len(inputs) / min(1024, len(inputs)))
     single = median_seconds(lambda: runtime.run(inputs[:1]), max(args.repeats, 20))  # auto: the numpy path
     task = progress.add_task(f"{name} L={max_seq_len}: model.apply loop", total=args.naive_inputs)
     start = time.perf_counter()
@@ -175,7 +175,7 @@ def main() -> None:
                   f"{machine['load_before']:.1f} before, {machine['load_after']:.1f} after: other jobs share the cores, "
                   "rates are noisy.", highlight=False)
     console.print("e2e = encode + forward + decode (jax backend); forward only = the jitted forward on pre-encoded ids; "
-                  "numpy e2e = the jax-free backend (first 2048 inputs, scaled); 1 input = run() of one input (auto: numpy).",
+                  "numpy e2e = the jax-free backend (first 1024 inputs, scaled); 1 input = run() of one input (auto: numpy).",
                   highlight=False)
 
 

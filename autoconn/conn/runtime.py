@@ -209,7 +209,9 @@ class _Layers:
     """What both backends compute from: the layer plan plus embeddings, built once."""
 
     def __init__(self, spec: ConnSpec, weights: Mapping[str, np.ndarray]) -> None:
-        self.plan = _layer_plan(spec, weights)
+        # float32 throughout, as jax computes it (it would narrow float64 weights itself)
+        self.plan = [(kind, {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in params.items()})
+                     for kind, params in _layer_plan(spec, weights)]
         self.token_embed = np.asarray(weights["token_embed/embeddings"], dtype=np.float32)
         self.pos_embed = np.asarray(weights["pos_embed/embeddings"], dtype=np.float32)
         self.unembed = np.asarray(weights["unembed"], dtype=np.float32)
@@ -299,6 +301,47 @@ def _make_numpy_forward(layers: _Layers) -> Callable[[np.ndarray], np.ndarray]:
         return out[..., 0]
 
     return forward
+
+
+class _OneBlasThread:
+    """Runs numpy's matrix products on the calling thread only, for the duration of a block.
+
+    The numpy path serves small batches, where OpenBLAS's second thread brings nothing and
+    costs a great deal when the cores are busy: right after jitted work, XLA's worker threads
+    still spin, and a one-input forward of reverse (L=32) took ~100 ms instead of ~1.5 ms
+    (measured). Uses OpenBLAS's per-thread setting (openblas_set_num_threads_local, OpenBLAS
+    >= 0.3.27) on the library numpy has loaded, restoring it afterwards; a no-op elsewhere."""
+
+    _setter: Any = None
+    _looked = False
+
+    @classmethod
+    def _find(cls) -> Any:
+        if not cls._looked:
+            cls._looked = True
+            try:
+                import ctypes
+
+                with open("/proc/self/maps", encoding="utf-8") as maps:
+                    paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line}
+                for path in sorted(paths):
+                    library = ctypes.CDLL(path)
+                    setter = getattr(library, "openblas_set_num_threads_local", None)
+                    if setter is not None:
+                        setter.restype, setter.argtypes = ctypes.c_int, [ctypes.c_int]
+                        cls._setter = setter
+                        break
+            except Exception:  # noqa: BLE001 - not Linux, not OpenBLAS: leave threading alone
+                cls._setter = None
+        return cls._setter
+
+    def __enter__(self) -> None:
+        setter = self._find()
+        self.previous = setter(1) if setter is not None else None
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.previous is not None:
+            self._setter(self.previous)
 
 
 def choose_backend(count: int, backend: str = "auto") -> str:
@@ -393,18 +436,31 @@ class ConnRuntime:
                 self._numpy_forward = _make_numpy_forward(self._get_layers())
             forward = self._numpy_forward
             largest = BATCH_BUCKETS[-1]  # bounded memory; numpy takes any batch size as is
-            if len(ids) <= largest:
-                return forward(ids)
-            return np.concatenate([forward(ids[start:start + largest]) for start in range(0, len(ids), largest)])
+            with _OneBlasThread():
+                if len(ids) <= largest:
+                    return forward(ids)
+                return np.concatenate([forward(ids[start:start + largest]) for start in range(0, len(ids), largest)])
+        return np.concatenate([np.asarray(out)[:real] for out, real in self._dispatch(ids)])
+
+    def _dispatch(self, ids: np.ndarray) -> list[tuple[Any, int]]:
+        """Queues every fixed-size chunk on the jitted forward at once (jax computes them in the
+        background) and returns (pending output, real rows) per chunk."""
         if self._forward is None:
             self._forward = _make_forward(self._get_layers())
-        return np.concatenate([np.asarray(self._forward(chunk)) for chunk in _fixed_batches(ids)])[:len(ids)]
+        return [(self._forward(chunk), real) for chunk, real in _fixed_batches(ids)]
 
     def run(self, inputs: Sequence[Sequence[Token]], *, backend: str = "auto") -> list[list[Value]]:
         """Decoded outputs for each input (one value per input position)."""
         codec = self._get_codec()
         ids, lengths = codec.encode(inputs)
-        return codec.decode(self.forward(ids, backend), lengths)
+        if len(ids) == 0 or choose_backend(len(ids), backend) == "numpy":
+            return codec.decode(self.forward(ids, backend), lengths)
+        outputs: list[list[Value]] = []
+        start = 0
+        for out, real in self._dispatch(ids):  # all chunks queued first: decoding one overlaps computing the next
+            outputs += codec.decode(np.asarray(out)[:real], lengths[start:start + real])
+            start += real
+        return outputs
 
 
 class _Codec:
@@ -510,10 +566,11 @@ def _lookup(table: dict[Token, int], token: Token) -> int | None:
     return None
 
 
-def _fixed_batches(ids: np.ndarray) -> Iterable[np.ndarray]:
-    """Yields chunks padded to one of BATCH_BUCKETS rows so the jitted forward never re-traces
-    for a new batch size. A remainder is padded up to the next bucket when at most half of it
-    would be filler, else split over the smaller buckets (300 rows: 4 x 64, then 44 padded to 64)."""
+def _fixed_batches(ids: np.ndarray) -> Iterable[tuple[np.ndarray, int]]:
+    """Yields (chunk, real rows): chunks padded to one of BATCH_BUCKETS rows so the jitted forward
+    never re-traces for a new batch size. A remainder is padded up to the next bucket when at most
+    half of it would be filler, else split over the smaller buckets (300 rows: 4 x 64, then 44
+    padded to 64). Filler rows copy the chunk's first row and only ever trail the real ones."""
     largest = BATCH_BUCKETS[-1]
     start = 0
     while start < len(ids):
@@ -525,8 +582,8 @@ def _fixed_batches(ids: np.ndarray) -> Iterable[np.ndarray]:
             if (upper - left) * 2 <= upper:
                 size = upper
         chunk = ids[start:start + size]
-        if size > len(chunk):
-            filler = np.repeat(chunk[:1], size - len(chunk), axis=0)
-            chunk = np.concatenate([chunk, filler])
-        start += size
-        yield chunk  # filler rows only ever trail the real ones; callers keep rows 0..N-1
+        real = len(chunk)
+        if size > real:
+            chunk = np.concatenate([chunk, np.repeat(chunk[:1], size - real, axis=0)])
+        start += real
+        yield chunk, real

@@ -169,11 +169,12 @@ def test_fixed_batches_cover_every_row_once():
     for count in (1, 2, 7, 8, 9, 33, 63, 64, 65, 300, 488, 511, 512, 513, 1100):
         ids = np.arange(count)[:, None]
         chunks = list(rt._fixed_batches(ids))
-        assert all(len(c) in rt.BATCH_BUCKETS for c in chunks)
-        rows = np.concatenate(chunks)[:, 0]
-        real = np.concatenate([c[:min(len(c), count - sum(len(x) for x in chunks[:i]))] for i, c in enumerate(chunks)])[:, 0]
-        assert list(real) == list(range(count)), count
-        assert len(rows) - count <= max(len(chunks[-1]) // 2, 7)  # filler: at most half of the last chunk
+        assert all(len(c) in rt.BATCH_BUCKETS and 0 < real <= len(c) for c, real in chunks)
+        real_rows = np.concatenate([c[:real] for c, real in chunks])[:, 0]
+        assert list(real_rows) == list(range(count)), count
+        filler = sum(len(c) - real for c, real in chunks)
+        assert filler <= max(len(chunks[-1][0]) // 2, 7)  # at most half of the last chunk
+        assert all(real == len(c) for c, real in chunks[:-1])  # only the last chunk is padded
 
 
 def test_forward_flops_counts_the_plan():
@@ -182,3 +183,16 @@ def test_forward_flops_counts_the_plan():
     t = runtime.spec.max_seq_len + 1
     hidden = runtime._get_layers().plan[0][1]["w1"].shape[1]
     assert runtime.flops_per_input == 4 * t * width * hidden + 2 * t * width * runtime.weights["unembed"].shape[1]
+
+
+def test_one_blas_thread_restores_the_setting():
+    setter = rt._OneBlasThread._find()
+    if setter is None:
+        pytest.skip("numpy here is not linked to an OpenBLAS with a per-thread setting")
+    before = setter(3)
+    try:
+        with rt._OneBlasThread():
+            assert setter(1) == 1
+        assert setter(3) == 3
+    finally:
+        setter(before)
