@@ -19,6 +19,7 @@ close to the forward pass alone.
 from __future__ import annotations
 
 import gc
+import io
 import math
 import sys
 from dataclasses import dataclass, field
@@ -355,21 +356,24 @@ def choose_backend(count: int, backend: str = "auto") -> str:
 
 
 class _LazyWeights(Mapping[str, np.ndarray]):
-    """An .npz archive read one array at a time, on first use: opening it reads only the zip
-    directory, and an array the forward pass never needs is never decompressed."""
+    """An .npz archive read one array at a time, on first use: opening it reads the file's
+    (compressed) bytes and the zip directory only, and an array the forward pass never needs is
+    never decompressed. Every array comes from the bytes read at open, so a file replaced later
+    cannot mix into a loaded runtime."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        with np.load(self.path) as archive:
-            self._names = list(archive.files)
+        self._archive = np.load(io.BytesIO(self.path.read_bytes()))  # allow_pickle stays False
+        self._names = list(self._archive.files)
         self._loaded: dict[str, np.ndarray] = {}
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._loaded:
             if name not in self._names:
                 raise KeyError(name)
-            with np.load(self.path) as archive:
-                self._loaded[name] = archive[name]
+            self._loaded[name] = self._archive[name]
+            if len(self._loaded) == len(self._names):
+                self._archive.close()
         return self._loaded[name]
 
     def __iter__(self) -> Iterator[str]:
