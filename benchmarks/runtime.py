@@ -103,11 +103,16 @@ def measure(name: str, max_seq_len: int, args: argparse.Namespace, peak: MatmulP
     runtime.forward(ids[:1], backend="jax")
     numpy_out = runtime.run(inputs[:2000], backend="numpy")
     e2e, forward_only, numpy_e2e, peaks = [], [], [], []
-    for _ in range(args.repeats):  # interleaved, so load swings hit all four alike
-        peaks.append(peak.sample())
-        e2e.append(median_seconds(lambda: runtime.run(inputs, backend="jax"), 1))
-        forward_only.append(median_seconds(lambda: runtime.forward(ids, backend="jax"), 1))
+    timings = {"e2e": (e2e, lambda: runtime.run(inputs, backend="jax")),
+               "forward": (forward_only, lambda: runtime.forward(ids, backend="jax"))}
+    for repeat in range(args.repeats):  # interleaved, so load swings hit all four alike
+        order = ("e2e", "forward") if repeat % 2 == 0 else ("forward", "e2e")  # neither always goes first
+        for key in order:
+            times, fn = timings[key]
+            times.append(median_seconds(fn, 1))
         numpy_e2e.append(median_seconds(lambda: runtime.run(inputs[:1024], backend="numpy"), 1) * len(inputs) / min(1024, len(inputs)))
+        peaks.append(peak.sample())
+        time.sleep(0.2)  # let BLAS/XLA worker threads stop spinning before the next timing
     single = median_seconds(lambda: runtime.run(inputs[:1]), max(args.repeats, 20))  # auto: the numpy path
     task = progress.add_task(f"{name} L={max_seq_len}: model.apply loop", total=args.naive_inputs)
     start = time.perf_counter()
