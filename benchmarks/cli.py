@@ -122,9 +122,9 @@ def main() -> None:
     cli = autoconn_command()
     run_one = [*cli, "run", args.conn, *one, "--out", args.out]
     run_file = [*cli, "run", args.conn, "--input-file", "-", "--json", "--out", args.out]
-    jax_one = [sys.executable, "-c", "import sys; from autoconn.conn.artifact import Library; "
-               f"print(Library({args.out!r}).get({args.conn!r}).runtime().run([{[entry.spec.vocab.__class__]and None}], backend='jax'))"]
-    jax_one[-1] = jax_one[-1].replace("[None]", repr([[parse(t, vocab) for t in one]]))
+    tokens = [parse(t, vocab) for t in one]
+    jax_one = [sys.executable, "-c", "from autoconn.conn.artifact import Library; "
+               f"print(Library({args.out!r}).get({args.conn!r}).runtime().run([{tokens!r}], backend='jax'))"]
     err = Console(stderr=True)
     err.print("finding the files `autoconn run` reads ...", highlight=False)
     cold_files = files_read(run_one) + [str(p) for p in Path(entry.path).iterdir()] + [str(Path(args.out) / "index.json")]
