@@ -682,39 +682,80 @@ def show(
 @app.command()
 def run(
     name: str = typer.Argument(..., help="A registered CoNN."),
-    tokens: list[str] = typer.Argument(..., help="Input tokens, e.g. `a b c` (a single word is split into characters if the vocab is single characters)."),
+    tokens: Optional[list[str]] = typer.Argument(None, help="Input tokens, e.g. `a b c` (a single word is split into characters if the vocab is single characters)."),
+    input_file: Optional[Path] = typer.Option(None, "--input-file", help="Inputs, one per line (tokens as on the command line, or a JSON list); '-' reads stdin. One output line each."),
     out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
     unverified_lengths: bool = typer.Option(False, "--unverified-lengths",
                                             help="Answer inputs longer than the proven length (up to the compiled one), with a warning."),
-    as_json: bool = typer.Option(False, "--json", help="Print {input, output, verified} as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print {input, output, verified} as JSON (one object per line with --input-file)."),
 ) -> None:
-    """Run a registered CoNN on one input, from its stored weights (no recompiling). Inputs longer
-    than the length it is proven up to are refused unless --unverified-lengths is given."""
+    """Run a registered CoNN on one input (or a file of them), from its stored weights (no recompiling, no jax for small batches).
+
+    Inputs longer than the length the CoNN is proven up to are refused unless --unverified-lengths is given."""
     from autoconn.conn.runtime import ConnInputError
 
     entry = Library(out_dir).get(name)
     vocab = entry.spec.vocab
-    words = list(tokens)
+    if (input_file is None) == (not tokens):
+        fail_usage("give the input tokens or --input-file FILE (not both)")
+    batch, where = _read_inputs(input_file, vocab) if input_file is not None else ([_parse_words(tokens, vocab)], [""])
+    proven, compiled = entry.verified_length, entry.spec.max_seq_len
+    beyond = [row for row, inputs in enumerate(batch) if len(inputs) > proven]
+    if beyond and not unverified_lengths:
+        row = beyond[0]
+        fail_usage(f"{name}: {where[row]}the input has {len(batch[row])} tokens, but {name} is proven only up to {proven} "
+                   f"(compiled for {compiled}); pass --unverified-lengths to run it anyway, or prove it further with "
+                   f"`autoconn verify {name} --oracle FILE.py:FUNC`")
+    if beyond:
+        err.print(f"[yellow]warning:[/] {len(beyond)} input(s) longer than the {proven} tokens {escape(name)} is proven up to: "
+                  "those answers are not verified", highlight=False)
+    try:
+        runtime = entry.runtime()
+        outputs = runtime.run(batch)
+    except (ConnInputError, LibraryError) as error:
+        row = getattr(error, "row", None)
+        fail_usage(f"{name}: {where[row] if row is not None else ''}{error}")
+    if input_file is not None:
+        lines = (json.dumps({"name": name, "input": i, "output": o, "verified": len(i) <= proven}, default=str) if as_json
+                 else " ".join(map(_format_value, o)) for i, o in zip(batch, outputs))
+        sys.stdout.write("".join(line + "\n" for line in lines))
+    elif as_json:
+        emit_json({"name": name, "input": batch[0], "output": outputs[0], "verified": not beyond, "verified_length": proven})
+    else:
+        out.print(" ".join(_format_value(v) for v in outputs[0]), highlight=False, markup=False)
+
+
+def _parse_words(words: list[str], vocab: list[Any], cache: Optional[dict[str, Any]] = None) -> list[Any]:
+    """Command-line words as vocab tokens (a single word of single-character tokens is split)."""
     if len(words) == 1 and all(isinstance(t, str) and len(t) == 1 for t in vocab) and len(words[0]) > 1:
         words = list(words[0])
-    inputs = [parse_token(w, vocab) for w in words]
-    proven, compiled = entry.verified_length, entry.spec.max_seq_len
-    within = len(inputs) <= proven
-    if not within and not unverified_lengths:
-        fail_usage(f"{name}: the input has {len(inputs)} tokens, but {name} is proven only up to {proven} (compiled for "
-                   f"{compiled}); pass --unverified-lengths to run it anyway, or prove it further with "
-                   f"`autoconn verify {name} --oracle FILE.py:FUNC`")
-    if not within:
-        err.print(f"[yellow]warning:[/] {len(inputs)} tokens is beyond the {proven} {escape(name)} is proven up to: "
-                  "this answer is not verified", highlight=False)
+    cache = {} if cache is None else cache
+    return [cache[w] if w in cache else cache.setdefault(w, parse_token(w, vocab)) for w in words]
+
+
+def _read_inputs(path: Path, vocab: list[Any]) -> tuple[list[list[Any]], list[str]]:
+    """--input-file: one input per non-blank line, as words or a JSON list; with each input's
+    'FILE:LINE: ' for error messages."""
     try:
-        output = entry.runtime().run([inputs])[0]
-    except ConnInputError as error:
-        fail_usage(f"{name}: {error}")
-    if as_json:
-        emit_json({"name": name, "input": inputs, "output": output, "verified": within, "verified_length": proven})
-    else:
-        out.print(" ".join(_format_value(v) for v in output), highlight=False, markup=False)
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        fail_usage(f"cannot read {path}: {error}")
+    batch, where, cache = [], [], {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("["):
+            try:
+                values = json.loads(line)
+            except json.JSONDecodeError as error:
+                fail_usage(f"{path}:{number}: not a JSON list ({error.msg})")
+            batch.append([parse_token(v, vocab) if isinstance(v, str) else v for v in values])
+        else:
+            batch.append(_parse_words(line.split(), vocab, cache))
+        where.append(f"{path}:{number}: ")
+    if not batch:
+        fail_usage(f"{path}: no inputs (one per line)")
+    return batch, where
 
 
 def _format_value(value: Any) -> str:

@@ -3,12 +3,27 @@
 tracr's default ``mlp_exactness=100`` makes SelectorWidth wrong from width 10 up (no error
 is raised), so the exactness is scaled to the compiled length here. Model-written programs
 are compiled only inside the sandbox worker; this module is what the worker calls.
+
+Abstract initialisation (every caller, not only the worker): tracr's ``assemble_craft_model``
+calls ``forward.init(PRNGKey(0), [[1, 2, 3]])`` eagerly, only to learn the parameter shapes:
+it then zeroes every ``transformer/*`` parameter and writes its own weights, and the
+embeddings are constants. Run eagerly, that init compiles one XLA executable per operation
+and shape - about 35 per program, 3-8 s on these machines, ~90% of a compile for any program
+whose shapes are new. :func:`install_fast_init` swaps the ``hk`` that tracr's assemble module
+sees for a copy whose ``transform(f).init`` traces ``f`` abstractly (``jax.eval_shape``,
+nothing compiled), records every parameter's shape and initializer, and builds the same dict:
+zeros for ``transformer/*``, the initializer's concrete constant for the embeddings. Anything
+it does not recognise falls back to the real init. The result is identical array for array
+(tests/conn/test_compile_fastinit.py); ``compile_program(..., fast_init=False)`` compiles
+with tracr's own eager init.
 """
 
 from __future__ import annotations
 
+import contextvars
+import types
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from autoconn.task import BOS, PAD, Token
 
@@ -60,19 +75,96 @@ def default_settings(max_seq_len: int) -> CompileSettings:
     return CompileSettings(max_seq_len=max_seq_len, mlp_exactness=exactness_for(max_seq_len))
 
 
-def compile_program(program: Any, vocab: Sequence[Token], settings: CompileSettings) -> Any:
-    """Compiles a rasp.SOp; returns tracr's AssembledTransformerModel (raises on failure)."""
+def compile_program(program: Any, vocab: Sequence[Token], settings: CompileSettings, *, fast_init: bool = True) -> Any:
+    """Compiles a rasp.SOp; returns tracr's AssembledTransformerModel (raises on failure).
+
+    ``fast_init`` (default) initialises the haiku model abstractly (same weights, no XLA
+    compiles; see the module docstring); False runs tracr's own eager init."""
     from tracr.compiler import compiling  # heavy import, kept out of module import time
 
-    return compiling.compile_rasp_to_model(
-        program,
-        vocab=set(vocab),
-        max_seq_len=settings.max_seq_len,
-        causal=settings.causal,
-        compiler_bos=settings.compiler_bos,
-        compiler_pad=settings.compiler_pad,
-        mlp_exactness=settings.mlp_exactness,
-    )
+    install_fast_init()
+    token = _FAST_INIT.set(fast_init)
+    try:
+        return compiling.compile_rasp_to_model(
+            program,
+            vocab=set(vocab),
+            max_seq_len=settings.max_seq_len,
+            causal=settings.causal,
+            compiler_bos=settings.compiler_bos,
+            compiler_pad=settings.compiler_pad,
+            mlp_exactness=settings.mlp_exactness,
+        )
+    finally:
+        _FAST_INIT.reset(token)
+
+
+# Whether the patched assemble module initialises abstractly (compile_program(fast_init=...)).
+_FAST_INIT: contextvars.ContextVar[bool] = contextvars.ContextVar("autoconn_fast_init", default=True)
+
+
+def fast_transform(f: Callable[..., Any], *, apply_rng: bool = True) -> Any:
+    """``hk.transform`` whose ``init`` traces ``f`` abstractly and rebuilds tracr's parameters."""
+    import haiku as hk
+    import jax
+    import numpy as np
+
+    real = hk.transform(f, apply_rng=apply_rng)
+
+    def init(rng: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _FAST_INIT.get():
+            return real.init(rng, *args, **kwargs)
+        seen: dict[tuple[str, str], Any] = {}
+
+        def creator(next_creator: Any, shape: Any, dtype: Any, init_fn: Any, context: Any) -> Any:
+            key = (context.module_name, context.name)
+            if "transformer" in context.module_name:
+                seen[key] = ("zeros", tuple(shape), dtype)
+            else:
+                value = init_fn(shape, dtype)
+                seen[key] = ("value", tuple(shape), value)
+            return next_creator(shape, dtype, init_fn)
+
+        def recorded(*a: Any, **k: Any) -> Any:
+            # compile-time eval: constants (the embedding matrices) stay concrete in the trace
+            with hk.custom_creator(creator), jax.ensure_compile_time_eval():
+                return f(*a, **k)
+
+        try:
+            jax.eval_shape(hk.transform(recorded, apply_rng=apply_rng).init, rng, *args, **kwargs)
+            params: dict[str, dict[str, Any]] = {}
+            for (module, name), (kind, shape, payload) in seen.items():
+                if kind == "zeros":
+                    value = np.zeros(shape, payload)
+                else:
+                    if isinstance(payload, jax.core.Tracer) or tuple(payload.shape) != shape:
+                        raise ValueError("parameter is not a constant")
+                    value = payload
+                params.setdefault(module, {})[name] = value
+            return params
+        except Exception:  # noqa: BLE001 - anything unexpected: do what tracr does
+            return real.init(rng, *args, **kwargs)
+
+    init._original_fn = f  # type: ignore[attr-defined] - hk.without_apply_rng looks for it
+    return hk.Transformed(init=init, apply=real.apply)
+
+
+def install_fast_init() -> bool:
+    """Points tracr's assemble module at the fast init (idempotent; re-installs if something
+    restored the real haiku). False if it could not (a different tracr: its own init is kept)."""
+    try:
+        import haiku as hk
+        from tracr.compiler import assemble
+
+        if getattr(assemble.hk, "_autoconn_fast_init", False):
+            return True
+        shim = types.ModuleType("haiku_fast_init")
+        shim.__dict__.update({k: v for k, v in vars(hk).items() if not k.startswith("__")})
+        shim.transform = fast_transform  # type: ignore[attr-defined]
+        shim._autoconn_fast_init = True  # type: ignore[attr-defined]
+        assemble.hk = shim  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - a different tracr: keep its own init
+        return False
+    return True
 
 
 def model_size(model: Any) -> ModelSize:
