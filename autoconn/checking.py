@@ -109,6 +109,23 @@ def host_runtime(result: Any, task: Task, settings: CompileSettings, weights: Op
     return result, runtime
 
 
+MAX_GRAPH_BYTES = 1_000_000  # graph facts of any real program are a few kB
+
+
+def display_graph(result: Any) -> Optional[dict[str, Any]]:
+    """The graph facts the worker reported, kept for `autoconn review` only when they are a small
+    JSON object (they come from a process that ran candidate code: display, never a verdict)."""
+    import json
+
+    graph = getattr(result, "graph", None)
+    if not isinstance(graph, dict):
+        return None
+    try:
+        return graph if len(json.dumps(graph)) <= MAX_GRAPH_BYTES else None
+    except (TypeError, ValueError):
+        return None
+
+
 def display_path(path: str) -> str:
     """A task path relative to the working directory when it lies below it (readable, portable)."""
     import os

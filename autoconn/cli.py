@@ -442,7 +442,7 @@ def check(
     """Compile a hand-written program in the sandbox and verify its weights, here, on every example
     of a task (and your oracle at every length). Nothing was held out from the program's author,
     so the verdict says so; with --oracle it is a proof at every length the oracle covered."""
-    from autoconn.checking import check_source, conn_metadata, fusion_for_task
+    from autoconn.checking import check_source, conn_metadata, display_graph, fusion_for_task
     from autoconn.conn.artifact import check_name
     from autoconn.conn.compile import default_settings
     from autoconn.oracle import load_rule, make_draw
@@ -483,7 +483,7 @@ def check(
                                      {"inducer": "hand-written", "checked_with": f"autoconn check ({box.backend} sandbox)"},
                                      fusion=fusion)
                 entry = library.write(register, source, meta, weights_file=outcome.result.weights_path, force=force,
-                                      graph=getattr(outcome.result, "graph", None))
+                                      graph=display_graph(outcome.result))
                 summary["registered"] = str(entry.program_path)
     if as_json:
         emit_json(summary)
@@ -959,12 +959,13 @@ def export(
 
 def usage_error_types() -> tuple[type[BaseException], ...]:
     """Every error that means "bad input or usage" (exit 2): task files, names, the library, oracles,
-    fusion specs, an unusable sandbox."""
+    fusion specs, a sandbox that cannot run here or whose worker would not start."""
     from autoconn.fusion.metadata import FusionSpecError
     from autoconn.oracle import OracleError
     from autoconn.sandbox import SandboxUnavailable
+    from autoconn.sandbox.host import SandboxError
 
-    return (TaskError, LibraryError, OracleError, FusionSpecError, SandboxUnavailable)
+    return (TaskError, LibraryError, OracleError, FusionSpecError, SandboxUnavailable, SandboxError)
 
 
 def main() -> None:  # pragma: no cover - console entry point

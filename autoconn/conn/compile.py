@@ -75,27 +75,23 @@ def default_settings(max_seq_len: int) -> CompileSettings:
     return CompileSettings(max_seq_len=max_seq_len, mlp_exactness=exactness_for(max_seq_len))
 
 
-def compile_program(program: Any, vocab: Sequence[Token], settings: CompileSettings, *, fast_init: bool = True) -> Any:
-    """Compiles a rasp.SOp; returns tracr's AssembledTransformerModel (raises on failure).
+def compile_program(program: Any, vocab: Sequence[Token], settings: CompileSettings, *, fast_init: bool = True,
+                    with_graph: bool = False) -> Any:
+    """Compiles a rasp.SOp; returns tracr's AssembledTransformerModel (raises on failure), or with
+    `with_graph` (model, graph, sources): the graph tracr built, for autoconn.conn.graph.graph_facts.
 
-    ``fast_init`` (default) initialises the haiku model abstractly (same weights, no XLA
+    tracr's own passes, run one by one (autoconn.conn.graph.compile_with_graph) so the graph is
+    kept. ``fast_init`` (default) initialises the haiku model abstractly (same weights, no XLA
     compiles; see the module docstring); False runs tracr's own eager init."""
-    from tracr.compiler import compiling  # heavy import, kept out of module import time
+    from autoconn.conn.graph import compile_with_graph
 
     install_fast_init()
     token = _FAST_INIT.set(fast_init)
     try:
-        return compiling.compile_rasp_to_model(
-            program,
-            vocab=set(vocab),
-            max_seq_len=settings.max_seq_len,
-            causal=settings.causal,
-            compiler_bos=settings.compiler_bos,
-            compiler_pad=settings.compiler_pad,
-            mlp_exactness=settings.mlp_exactness,
-        )
+        model, graph, sources = compile_with_graph(program, vocab, settings)
     finally:
         _FAST_INIT.reset(token)
+    return (model, graph, sources) if with_graph else model
 
 
 # Whether the patched assemble module initialises abstractly (compile_program(fast_init=...)).

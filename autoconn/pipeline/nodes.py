@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 
 from autoconn.checking import (
     conn_metadata,
+    display_graph,
     fusion_for_task,
     host_runtime,
     make_job,
@@ -249,7 +250,7 @@ def make_nodes(resources: Resources) -> dict[str, Callable[[InductionState], dic
             kept = run_log.dir / "candidates" / f"{attempt:03d}.npz"
             shutil.copyfile(result.weights_path, kept)
             current["weights"] = str(kept)
-            current["graph"] = getattr(result, "graph", None)
+            current["graph"] = display_graph(result)
             result, runtime = host_runtime(result, task, settings, weights=str(kept))  # spec and arrays checked first
             if runtime is None:
                 current.update(ok=False, stage=result.stage, error=result.error)

@@ -67,6 +67,9 @@ class JobResult:
     # the tail of what the candidate printed (capped).
     backend: str = ""
     log: str = field(default="", repr=False)
+    # The compiler's graph facts (autoconn.conn.graph.graph_facts) for `autoconn review`: display
+    # only, never used in a verdict; the host drops it when it is not a small JSON object.
+    graph: dict | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

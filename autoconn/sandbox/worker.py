@@ -383,7 +383,10 @@ class Worker:
 
         self.fast_init = fastinit.install()  # tracr's eager haiku init -> abstract trace (same weights)
         self.np, self.rasp = np, rasp
+        from autoconn.conn.graph import graph_facts
+
         self.CompileSettings, self.compile_program, self.model_size = CompileSettings, compile_program, model_size
+        self.graph_facts = graph_facts
         self.ConnRuntime = ConnRuntime
         self.safe_builtins = self._safe_builtins()
         self.evaluator_class = self._make_evaluator_class()
@@ -392,6 +395,13 @@ class Worker:
         signal.signal(signal.SIGALRM, _on_alarm)
         signal.signal(signal.SIGXCPU, _on_xcpu)
         sys.setrecursionlimit(max(sys.getrecursionlimit(), 3000))
+
+    def _graph_facts(self, model: Any, graph: Any, sources: Any) -> Any:
+        """The graph facts for the review; a program whose graph cannot be described still compiles."""
+        try:
+            return self.graph_facts(model, graph, sources)
+        except Exception:  # noqa: BLE001 - display only
+            return None
 
     @staticmethod
     def _safe_builtins() -> dict[str, Any]:
@@ -637,7 +647,7 @@ class Worker:
         settings = self.CompileSettings.from_json(job.settings)
         none_results = self._watch_for_none(program)
         try:
-            model = self.compile_program(program, job.vocab, settings)
+            model, graph, sources = self.compile_program(program, job.vocab, settings, with_graph=True)
         except Exception as err:  # noqa: BLE001
             _reraise_limits(err)
             return JobResult.failure(job.job_id, "compile", context.exception(err), rasp_outputs=rasp_outputs,
@@ -673,7 +683,7 @@ class Worker:
             with open(os.path.join(self.exchange, weights_rel), "wb") as handle:
                 self.np.savez(handle, **runtime.weights)
         common = dict(rasp_outputs=rasp_outputs, model_outputs=model_outputs, output_encoding=encoding, size=size,
-                      spec=runtime.spec.to_json(), weights_path=weights_rel)
+                      spec=runtime.spec.to_json(), weights_path=weights_rel, graph=self._graph_facts(model, graph, sources))
         if mismatch:
             return JobResult.failure(job.job_id, "run", mismatch, **common)
         return JobResult(job_id=job.job_id, ok=True, stage=None, error="", **common)
