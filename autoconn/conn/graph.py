@@ -3,26 +3,16 @@ graph (which SOp feeds which), where tracr put each operation (layer, attention 
 which residual dimensions hold which SOp value. Stored as ``graph.json`` beside program.py.
 
 These facts come from tracr's own compiler passes, so they need the program object — and
-program.py is untrusted code that must never run in the host process. Two trusted ways in:
+program.py is untrusted code that must never run in the host process. So they are computed
+inside the sandbox worker, right where it compiles a candidate (``compile_program(...,
+with_graph=True)`` runs ``compile_with_graph``), turned into plain JSON by ``graph_facts`` and
+returned with the job; the host keeps them, size-bounded, for display only (never a verdict).
 
-* inside the sandbox worker, right where it compiles a candidate: ``compile_with_graph`` is a
-  drop-in for ``autoconn.conn.compile.compile_program`` that also returns the graph, and
-  ``graph_facts(model, graph, sources)`` turns it into plain JSON for the job result (the lead wires
-  this into ``autoconn/sandbox/worker.py``; see the module ``__main__`` below for the record step);
-* for library entries whose program is byte-identical to one of our own trusted programs in
-  ``rule_examples/reference/`` (checked by sha256 against conn.json's ``source_sha256``), the host
-  compiles the trusted file, checks that the weights it gets equal the stored ones, and writes
-  graph.json (``python -m autoconn.conn.graph generated_conns``).
-
-Standard library + tracr only in the functions the worker would call.
+Standard library + tracr only: the worker imports this module.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sys
-from pathlib import Path
 from typing import Any
 
 GRAPH_FILE = "graph.json"
@@ -160,73 +150,3 @@ def graph_facts(model: Any, graph: Any, sources: Any) -> dict[str, Any]:
 
 
 # -- recording graph.json for library entries whose program is one of our trusted references ----
-
-def _strip_header(program_text: str) -> str:
-    """program.py = a header docstring + the source as registered (see artifact.render_program)."""
-    if program_text.startswith('"""'):
-        end = program_text.find('"""', 3)
-        body = program_text[end + 3:].lstrip("\n")
-        return body
-    return program_text
-
-
-def trusted_reference(entry_meta: dict[str, Any], reference_dir: Path) -> Path | None:
-    """Our own program in rule_examples/reference/ whose source is byte-identical to the entry's."""
-    wanted = entry_meta.get("source_sha256")
-    if not wanted or not reference_dir.is_dir():
-        return None
-    for candidate in sorted(reference_dir.glob("*.py")):
-        if hashlib.sha256(candidate.read_text(encoding="utf-8").encode("utf-8")).hexdigest() == wanted:
-            return candidate
-    return None
-
-
-def record_from_reference(entry_path: Path, reference: Path) -> dict[str, Any]:
-    """Compiles OUR trusted reference program (never the entry's program.py), checks the weights
-    equal the stored ones, and writes graph.json. Raises ValueError when they differ."""
-    import numpy as np
-
-    from autoconn.conn.compile import CompileSettings
-    from autoconn.conn.runtime import extract
-
-    meta = json.loads((entry_path / "conn.json").read_text(encoding="utf-8"))
-    namespace: dict[str, Any] = {"__name__": "reference"}
-    exec(compile(reference.read_text(encoding="utf-8"), str(reference), "exec"), namespace)  # noqa: S102 - our own trusted file
-    program = namespace["program"]
-    settings = CompileSettings.from_json(meta["compiler"])
-    model, graph, sources = compile_with_graph(program, meta["vocab"], settings)
-    # entries registered before the runtime sharpened attention hold unsharpened queries: both count
-    candidates = [extract(model, settings.max_seq_len, settings.causal, sharpen=sharpen)[1] for sharpen in (True, False)]
-    with np.load(entry_path / "weights.npz") as stored:
-        names = set(stored.files)
-        if not any(names == set(weights) and all(np.allclose(stored[k], weights[k], atol=1e-5) for k in names)
-                   for weights in candidates):
-            raise ValueError(f"{entry_path.name}: weights compiled from {reference} differ from the stored ones; not recording its graph")
-    facts = graph_facts(model, graph, sources)
-    facts["recorded_from"] = f"rule_examples/reference/{reference.name} (sha256 equal to the entry's source)"
-    (entry_path / GRAPH_FILE).write_text(json.dumps(facts, indent=1) + "\n", encoding="utf-8")
-    return facts
-
-
-def main(argv: list[str] | None = None) -> int:
-    """python -m autoconn.conn.graph [LIBRARY] [REFERENCE_DIR]"""
-    args = list(sys.argv[1:] if argv is None else argv)
-    library = Path(args[0] if args else "generated_conns")
-    reference_dir = Path(args[1] if len(args) > 1 else "rule_examples/reference")
-    for meta_path in sorted(library.glob("*/conn.json")):
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        reference = trusted_reference(meta, reference_dir)
-        if reference is None:
-            print(f"{meta_path.parent.name}: not one of our reference programs; its graph comes with re-registering")
-            continue
-        try:
-            facts = record_from_reference(meta_path.parent, reference)
-        except ValueError as error:
-            print(str(error))
-            continue
-        print(f"{meta_path.parent.name}: graph.json from {reference.name} ({len(facts['nodes'])} nodes)")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -220,7 +220,8 @@ def test_npz_bomb_in_the_library_is_refused_by_run_with_bounded_memory(tmp_path:
     write_bomb(entry / "weights.npz")
     assert (entry / "weights.npz").stat().st_size < 3 * 1024 * 1024
     meta = {"name": "bomb", "spec": SORT_SPEC, "vocab": [0, 1, 2, 3], "output_kind": "categorical",
-            "size": {"layers": 2, "residual_width": 23}}
+            "size": {"layers": 2, "residual_width": 23}, "max_seq_len": SORT_SPEC["max_seq_len"],
+            "verified": {"how": "examples", "max_length": SORT_SPEC["max_seq_len"]}}  # claims all lengths: run must load it
     (entry / "conn.json").write_text(json.dumps(meta))
     (entry / "program.py").write_text("program = None\n")
     (library / "index.json").write_text(json.dumps({"format": 1, "conns": {"bomb": {"path": "bomb/program.py"}}}))
