@@ -169,12 +169,8 @@ def run_task(path: Path, table: dict[str, str], budget: float, rounds: int, with
 
 
 def split_sets(split: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """(validation, sealed): the three-way split when task.split_task gives one; before it,
-    the held-out set plays both parts (checked once, fed back on failure)."""
-    sealed = getattr(split, "sealed", None)
-    if sealed is not None:
-        return tuple(split.validation), tuple(sealed)
-    return tuple(split.heldout), tuple(split.heldout)
+    """(validation, sealed) of task.split_task's three-way split."""
+    return tuple(split.validation), tuple(split.sealed)
 
 
 def fmt(value: Any, spec: str = "") -> str:

@@ -143,7 +143,9 @@ def run_induction(resources: Resources, config: Optional[RunConfig] = None, *, r
             run_log.event("start", config=config)
             payload = new_state(config)  # type: ignore[arg-type]
         limits = thread | {"recursion_limit": recursion_limit(config["max_attempts"])}  # type: ignore[index]
-        final = graph.invoke(payload, limits)
+        # "sync": each step's checkpoint is on disk before the next step starts, so a run killed at any
+        # moment resumes from the step it was in (LangGraph's default writes them in the background)
+        final = graph.invoke(payload, limits, durability="sync")
     finally:
         connection.close()
         resources.close()

@@ -144,7 +144,8 @@ def test_best_candidate_compiles_and_verifies(tmp_path: Path) -> None:
     assert found
     model = compile_program(found[0].to_rasp(), task.input_vocab, default_settings(task.max_seq_len))
     runtime = ConnRuntime.from_model(model, task.max_seq_len)
-    check = verify_outputs(split.heldout, runtime.run([e.inputs for e in split.heldout]), task.output_kind)
+    held_out = split.validation + split.sealed
+    check = verify_outputs(held_out, runtime.run([e.inputs for e in held_out]), task.output_kind)
     assert check.passed, check.failures[:2]
     assert isinstance(Candidate(found[0].source, "search"), Candidate)
 

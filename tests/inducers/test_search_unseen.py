@@ -60,7 +60,7 @@ def test_unseen_rule_is_found_and_generalises(name: str) -> None:
     assert time.perf_counter() - began < 25
     # (rows of the held-out length were never seen by the search)
     program = found[0].to_rasp()
-    for example in split.heldout:
+    for example in split.validation + split.sealed:
         assert rasp.evaluate(program, list(example.inputs)) == list(example.outputs), example
     _, vocab, rule = _generator().TASKS[name]
     rng = random.Random(5)
@@ -78,5 +78,6 @@ def test_unseen_rule_compiles_and_verifies(name: str) -> None:
     assert found
     model = compile_program(found[0].to_rasp(), task.input_vocab, default_settings(task.max_seq_len))
     runtime = ConnRuntime.from_model(model, task.max_seq_len)
-    check = verify_outputs(split.heldout, runtime.run([e.inputs for e in split.heldout]), task.output_kind)
+    held_out = split.validation + split.sealed
+    check = verify_outputs(held_out, runtime.run([e.inputs for e in held_out]), task.output_kind)
     assert check.passed, check.failures[:2]

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from autoconn.conn.artifact import Library
 from autoconn.endpoint import ChatEndpoint, EndpointConfig
 from autoconn.inducers.base import Counterexample, Feedback
 from autoconn.inducers.llm import LLMInducer, LLMSettings
@@ -135,7 +136,8 @@ def test_demonstrations_show_only_inputs_the_conn_is_proven_and_right_on(tmp_pat
     sort_unique = demo_blocks(requests[0]["messages"][1]["content"])["sort_unique"]
     shown = demo_inputs(sort_unique)
     assert len(shown) >= 2 and all(len(set(i)) == len(i) for i in shown)  # never [7, 0, 7] -> [0, 7, 7]
-    assert "proven on inputs of 1 to 8 tokens" in sort_unique
+    proven = Library(library).get("sort_unique").verified_length  # its oracle proved it to 10: no more distinct digits
+    assert f"proven on inputs of 1 to {proven} tokens" in sort_unique
     prefix = demo_blocks(requests[-1]["messages"][1]["content"])["dyck1_prefix"]
     assert "proven on inputs of 1 to 4 tokens" in prefix
     assert demo_inputs(prefix) and max(len(i) for i in demo_inputs(prefix)) <= 4
