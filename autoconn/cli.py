@@ -635,7 +635,8 @@ def list_conns(
         shape = {"sequence": "seq", "broadcast": "one"}.get(str(entry.get("output_shape")), "?")
         total = entry.get("heldout_examples")
         how = str(entry.get("verified_how") or "examples")
-        by = f"oracle+{total}" if how == "oracle" else f"{total} sealed" if entry.get("held_out", True) else f"{total} not held out"
+        by = (f"oracle, {total:,}" if how == "oracle" else f"{total:,} sealed" if entry.get("held_out", True)
+              else f"{total:,} not held out")
         table.add_row(escape(name), f"{kind}/{shape}", str(entry.get("max_seq_len")), str(entry.get("verified_length", "?")), by,
                       str(entry.get("layers")), f"{entry.get('parameters'):,}" if entry.get("parameters") is not None else "?",
                       escape(str(entry.get("inducer"))))

@@ -3,10 +3,11 @@
 Input vocab:  {0, 1, 2, 3, 4, 5}
 Output:       categorical (sequence), values [0, 1, 2, 3, 4, 5]
 Max length:   16 tokens (compiled); proven up to 16 tokens, and longer inputs are refused unless asked for
-Found by:     search after 1 attempt(s), run 20261128-215424-sort-5929
+Found by:     search after 1 attempt(s), run 20261202-004006-sort-280b
 Verified:     proven on inputs up to 16 tokens (compiled for 16) by the oracle
               rule_examples/generate.py:sort on 12146 inputs (every input of lengths 1-5,
-              sampled beyond), by running the compiled model
+              sampled beyond) and 13/13 sealed examples no inducer saw, by running the compiled
+              model
 Model:        3 layers, 1 heads, residual width 145, 259705 parameters
 Task file:    rule_examples/sort.jsonl (sha256 71c21b686074)
 
