@@ -1,26 +1,20 @@
-"""`autoconn bench DIR`: induce every task in a folder and measure the success rate.
+"""`autoconn bench DIR`: what a batch of tasks is (one job per task file) and what its report says
+(one row per task, the success rate per tier). autoconn.parallel runs the jobs.
 
-Runs go to a scratch library (the user's generated_conns/ is not touched unless asked) and
-share one warm sandbox, so the figures measure induction rather than worker start-up.
+Each worker keeps one warm sandbox for all its tasks, so the figures measure induction rather
+than worker start-up; the library is frozen for the LLM's demonstrations (autoconn.parallel.batch).
 """
 
 from __future__ import annotations
 
 import re
 import statistics
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-from autoconn.conn.artifact import LibraryError
-from autoconn.inducers import make_inducers
-from autoconn.oracle import OracleError, OracleSpec, check_oracle, has_rule
-from autoconn.pipeline.graph import run_induction
-from autoconn.pipeline.nodes import Resources
-from autoconn.pipeline.runlog import new_run_id
-from autoconn.pipeline.state import RunConfig
-from autoconn.task import MIN_THREE_SETS, TaskError, load_task, split_task
+from autoconn.oracle import OracleSpec, has_rule
+from autoconn.parallel.jobs import TaskJob
 
 TIERS = ("easy", "medium", "hard")
 
@@ -42,6 +36,13 @@ class BenchRow:
     rounds: int = 0  # inducer calls (LLM rounds)
     calls: int = 0  # LLM API calls
     tokens: int = 0  # LLM prompt + completion tokens
+    key: str = ""  # the task file's stem (the bench report's key)
+    worker: str = ""  # host:pid of the process that ran it
+    retries: int = 0  # times it was started again after its worker died
+    registered: Optional[str] = None  # the registered program.py
+    not_registered: Optional[str] = None  # why a verified CoNN was not registered (e.g. the name exists)
+    run_id: Optional[str] = None
+    statement: Optional[str] = None
 
 
 def read_tiers(directory: Path) -> dict[str, str]:
@@ -77,59 +78,26 @@ def oracle_for(oracle_file: Optional[Path], stem: str) -> Optional[str]:
     return str(spec) if stem.isidentifier() and has_rule(spec) else None
 
 
-def failed_row(path: Path, tier: str, why: str) -> BenchRow:
-    return BenchRow(path.stem, tier, False, 0.0, 0, None, None, None, why)
-
-
-def run_bench(directory: Path, *, inducer: str, open_sandbox: Callable[[], Any], budget: float, max_attempts: int,
-              only: Optional[list[str]] = None, on_task: Callable[[str, Optional[BenchRow]], None] = lambda n, r: None,
-              workdir: Optional[Path] = None, llm_options: Optional[dict[str, Any]] = None,
-              oracle_file: Optional[Path] = None) -> list[BenchRow]:
-    """Each task against the same frozen library: registrations go to a scratch library, so no
-    task's CoNN becomes a demonstration for the next one. A bad task file (or oracle) is that
-    task's failure, with the reason; the others still run."""
-    tiers = read_tiers(directory)
-    scratch = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="autoconn-bench-"))
-    rows: list[BenchRow] = []
-    sandbox = open_sandbox()
-    try:
-        for path in task_files(directory, only):
-            on_task(path.stem, None)
-            tier = tiers.get(path.stem, "?")
-            try:
-                task = load_task(path)
-                oracle = oracle_for(oracle_file, path.stem)
-                if oracle:
-                    check_oracle(OracleSpec.parse(oracle), task)
-                sealed_set = oracle is None or len(task.examples) >= MIN_THREE_SETS
-                split_task(task, sealed=sealed_set)
-            except (TaskError, OracleError) as error:
-                rows.append(failed_row(path, tier, f"bad task file: {error}"))
-                on_task(path.stem, rows[-1])
-                continue
-            inducers, chain = make_inducers(inducer, (), llm_options)
-            resources = Resources(inducers=inducers, inducer_chain=chain, open_sandbox=lambda: sandbox, owns_sandbox=False)
-            config = RunConfig(run_id=new_run_id(task.name), task_path=str(path), name=task.name, description=None,
-                               max_seq_len=None, library_dir=str(scratch / "conns"), runs_dir=str(scratch / "runs"),
-                               inducer=inducer, candidates=[], sandbox="shared", budget_seconds=budget,
-                               max_attempts=max_attempts, batch_size=5, force=True, llm=dict(llm_options or {}),
-                               oracle=oracle, sealed_set=sealed_set)
-            try:
-                summary = run_induction(resources, config).summary()
-            except (TaskError, OracleError, LibraryError) as error:
-                rows.append(failed_row(path, tier, f"{type(error).__name__}: {error}"))
-                on_task(path.stem, rows[-1])
-                continue
-            rows.append(BenchRow(task=task.name, tier=tier, solved=summary["status"] == "verified",
-                                 seconds=float(summary["seconds"]), attempts=int(summary["attempts"]),
-                                 layers=summary["layers"], parameters=summary["parameters"],
-                                 heldout_accuracy=summary["heldout_accuracy"], reason=summary["reason"],
-                                 verified_length=summary["verified_length"], compiled_length=summary["compiled_max_seq_len"],
-                                 verified_how=summary["verified_how"], **usage_columns(summary["inducer_usage"])))
-            on_task(path.stem, rows[-1])
-    finally:
-        sandbox.close()
-    return rows
+def plan_jobs(files: list[Path], *, tiers: dict[str, str], inducer: str, sandbox: str, budget: float, max_attempts: int,
+              oracle_file: Optional[Path] = None, oracle_func: Optional[str] = None, sealed: bool = True,
+              llm_options: Optional[dict[str, Any]] = None, runs_dir: Optional[Path] = None) -> list[TaskJob]:
+    """One self-contained job per task file (its text travels with it). The oracle is
+    `oracle_file:oracle_func` when a function is named, else the file's function named like the
+    task (when it has one). A file that cannot be read becomes a job whose worker reports why."""
+    jobs = []
+    oracle_text = oracle_file.read_text(encoding="utf-8") if oracle_file else None
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = ""  # the worker reads the file itself and reports what is wrong with it
+        func = oracle_func or (path.stem if oracle_for(oracle_file, path.stem) else None)
+        jobs.append(TaskJob(key=path.stem, tier=tiers.get(path.stem, "?"), task_file=str(path), task_text=text,
+                            inducer=inducer, sandbox=sandbox, budget=budget, max_attempts=max_attempts,
+                            oracle_file=str(oracle_file) if oracle_file and func else None, oracle_func=func,
+                            oracle_text=oracle_text if func else None, sealed=sealed, llm=dict(llm_options or {}),
+                            runs_dir=str(runs_dir) if runs_dir else None))
+    return jobs
 
 
 def usage_columns(usage: dict[str, dict[str, Any]]) -> dict[str, int]:

@@ -324,6 +324,11 @@ def _print_induce(summary: dict[str, Any]) -> None:
     say(f"  run log:  {summary['run_log']}   (resume: autoconn induce --resume {summary['run_id']})")
 
 
+WORKERS_HELP = "Tasks run at once, each in its own worker process with its own sandbox (default: the cores available)."
+RAY_HELP = ("Run the tasks as Ray tasks: 'local' (a local Ray instance with --workers CPUs; also what a bare --ray means), "
+            "'auto' (the cluster this machine belongs to) or an address HOST:PORT. Needs the ray extra.")
+
+
 @app.command()
 def bench(
     directory: Path = typer.Argument(Path("rule_examples"), help="A folder of task files (*.jsonl), tiers read from its README table."),
@@ -340,19 +345,35 @@ def bench(
     samples: Optional[int] = typer.Option(None, "--samples", min=1, max=16, help=SAMPLES_HELP),
     temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, max=2.0, help=TEMPERATURE_HELP),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help=MAX_TOKENS_HELP),
-    library: Path = typer.Option(Path("generated_conns"), "--library", help="Library the LLM draws few-shot demonstrations from."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Library folder: verified CoNNs are registered there (an existing name "
+                                                               "only with --force), and the LLM's demonstrations come from it as it "
+                                                               "was when the bench started. Default: the bench folder's own "
+                                                               "library (runs/BENCH_ID/conns), demonstrations from generated_conns."),
+    force: bool = typer.Option(False, "--force", help="Replace CoNNs of the same name in --out."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help=RAY_HELP),
+    resume: Optional[str] = typer.Option(None, "--resume", metavar="BENCH_ID",
+                                         help="Continue an interrupted bench: its finished tasks (verified or failed) are not run again."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the bench folder (runs/BENCH_ID/report.json) and run logs go."),
+    library: Optional[Path] = typer.Option(None, "--library", hidden=True),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Induce every task in DIR; print a table (with how far each CoNN is proven) and the success rate per tier.
-    A bad task file is that task's failure; the others still run."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from autoconn.bench import BenchRow, rates, run_bench, task_files, to_json
+    """Induce every task in DIR, several at once; print one line per finished task on stderr, then a
+    table (with how far each CoNN is proven) and the success rate per tier. A bad task file is that
+    task's failure; the others still run. runs/BENCH_ID/report.json is kept after every task."""
+    from autoconn.bench import task_files
     from autoconn.inducers import InducerUnavailable, make_inducers
-    from autoconn.sandbox import open_sandbox
+    from autoconn.parallel.batch import BatchRequest
 
-    if not math.isfinite(budget) or budget <= 0:
-        fail_usage("--budget must be a finite positive number of seconds")
+    if library is not None:
+        fail_usage(f"--library is now --out (as in every other command): --out {library}")
+    llm_options = {"model": model, "base_url": base_url, "samples": samples, "temperature": temperature,
+                   "max_tokens": max_tokens}
+    if resume:
+        _run_batch(None, resume=resume, runs_dir=runs_dir, workers=workers, ray=ray, as_json=as_json)
+        return
+    if sandbox not in ("auto", "docker", "process"):
+        fail_usage(f"--sandbox {sandbox!r}: choose auto, docker or process")
     if not directory.is_dir():
         fail_usage(f"{directory}: not a folder of task files")
     finite_budget(budget)
@@ -360,35 +381,74 @@ def bench(
     if not files:
         fail_usage(f"{directory}: no task files (*.jsonl){' matching --task' if only else ''}")
     oracle_file = _bench_oracles(directory, oracles)
-    llm_options = {"model": model, "base_url": base_url, "samples": samples, "temperature": temperature,
-                   "max_tokens": max_tokens, "library_dir": str(library)}
     try:
-        make_inducers(inducer, (), llm_options)
+        make_inducers(inducer, (), llm_options | {"library_dir": str(out_dir or "generated_conns")})
     except InducerUnavailable as error:
         fail_usage(str(error))
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=err, transient=True) as progress:
-        bar = progress.add_task("bench", total=len(files))
+    request = BatchRequest(files=tuple(str(f) for f in files), kind="bench", directory=str(directory), inducer=inducer,
+                           sandbox=sandbox, budget=budget, max_attempts=max_attempts,
+                           oracle_file=str(oracle_file) if oracle_file else None, llm=llm_options,
+                           out=str(out_dir) if out_dir else None, demonstrations_from=str(out_dir or "generated_conns"),
+                           force=force, runs_dir=str(runs_dir), workers=workers or _default_workers(), ray=ray)
+    _run_batch(request, as_json=as_json)
 
-        def on_task(name: str, row: Optional[BenchRow]) -> None:
-            if row is None:
-                progress.update(bar, description=f"inducing {name}")
-            else:
-                progress.advance(bar)
-                if not err.is_terminal:
-                    err.print(f"bench: {name}: {'verified' if row.solved else 'failed'} in {row.seconds:.1f} s", highlight=False,
-                              markup=False)
 
-        rows = run_bench(directory, inducer=inducer, open_sandbox=lambda: open_sandbox(sandbox), budget=budget,
-                         max_attempts=max_attempts, only=only or None, on_task=on_task, llm_options=llm_options,
-                         oracle_file=oracle_file)
+def _default_workers() -> int:
+    from autoconn.parallel.runners import available_cores
+
+    return available_cores()
+
+
+def _run_batch(request: Any, *, resume: Optional[str] = None, runs_dir: Path = Path("runs"), workers: Optional[int] = None,
+               ray: Optional[str] = None, as_json: bool = False, quiet: bool = False) -> list[Any]:
+    """Runs a batch (bench, or induce of several files) with a progress line per finished task on
+    stderr, and prints the table (or --json) on stdout; returns the rows."""
+    from autoconn.bench import BenchRow, to_json
+    from autoconn.parallel.batch import BatchError, BenchFolder, BenchNotFound, request_of, start_batch
+
+    try:
+        if resume:
+            saved = BenchFolder.open(runs_dir, resume)
+            request = request_of(saved, workers=workers, ray=ray, runs_dir=str(runs_dir))
+        solved = [0]
+
+        def on_start(folder: BenchFolder, where: str) -> None:
+            done = len([f for f in request.files if Path(f).stem in folder.finished])
+            if not quiet:
+                err.print(f"bench {folder.bench_id}: {len(request.files)} task(s) on {where}"
+                          + (f"; {done} already finished, resumed" if resume else ""), highlight=False, markup=False)
+
+        def on_row(row: BenchRow, done: int, total: int) -> None:
+            solved[0] += row.solved
+            status = "verified" if row.solved else "failed"
+            retried = f", retried {row.retries}x" if row.retries else ""
+            why = "" if row.solved else f" ({str(row.reason or '')[:120]})"
+            if not quiet:
+                err.print(f"bench: [{done}/{total}] {row.key or row.task}: {status} in {row.seconds:.1f} s on {row.worker or '?'}"
+                          f"{retried}{why}; {solved[0]} verified this session", highlight=False, markup=False)
+
+        folder, rows = start_batch(request, resume=resume, on_start=on_start, on_row=on_row)
+    except (BatchError, BenchNotFound) as error:
+        fail_usage(str(error))
+    resumed = folder.report.get("resumed", [])
     if as_json:
-        emit_json(to_json(rows))
-        return
+        emit_json(to_json(rows) | {"bench_id": folder.bench_id, "report": str(folder.path / "report.json"),
+                                   "library": folder.report.get("library"), "runner": folder.report.get("runner"),
+                                   "resumed": resumed, "wall_seconds": folder.report["sessions"][-1].get("wall_seconds")})
+    elif request.kind == "bench":
+        _print_bench(rows, request, folder, resumed)
+    else:
+        _print_batch(rows, folder)
+    return rows
+
+
+def _print_bench(rows: list[Any], request: Any, folder: Any, resumed: list[str]) -> None:
+    from autoconn.bench import rates
+
     with_llm = any(row.calls for row in rows)
     columns = ["task", "tier", "solved", "proven", "by", "seconds", "candidates", "layers", "parameters"]
     columns += ["rounds", "calls", "tokens"] if with_llm else []
-    table = Table(title=f"autoconn bench {escape(str(directory))} (--inducer {inducer})")
+    table = Table(title=f"autoconn bench {escape(str(request.directory))} (--inducer {request.inducer})")
     for column in columns:
         table.add_column(column, justify="left" if column in ("task", "tier", "solved", "by") else "right")
     for row in rows:
@@ -407,6 +467,30 @@ def bench(
               f"median seconds to a verified CoNN: {median:.1f}" if median is not None else
               f"overall: {overall['solved']}/{overall['total']}")
     out.print(f"proven at every compiled length: {summary['proven_every_length']} of {overall['solved']} verified")
+    _print_batch_footer(rows, folder, resumed)
+
+
+def _print_batch(rows: list[Any], folder: Any) -> None:
+    for row in rows:
+        if row.solved:
+            where = row.registered or f"not registered: {row.not_registered}"
+            out.print(f"[green]verified[/] {escape(row.task)}: {escape(row.statement or '')}\n  program:  {escape(where)}", highlight=False)
+        else:
+            out.print(f"[red]no CoNN verified[/] for {escape(row.task)}: {escape(str(row.reason))}", highlight=False)
+    _print_batch_footer(rows, folder, folder.report.get("resumed", []))
+
+
+def _print_batch_footer(rows: list[Any], folder: Any, resumed: list[str]) -> None:
+    def say(text: str) -> None:
+        out.print(text, highlight=False, markup=False)
+
+    unregistered = [f"{row.task} ({row.not_registered})" for row in rows if row.solved and not row.registered]
+    if unregistered:
+        say(f"verified but not registered: {'; '.join(unregistered)}")
+    if resumed:
+        say(f"resumed: {len(resumed)} task(s) finished by an earlier session were not run again: {', '.join(resumed)}")
+    say(f"library:  {folder.report.get('library')}")
+    say(f"report:   {folder.path / 'report.json'}   (resume: autoconn bench --resume {folder.bench_id} --runs-dir {folder.path.parent})")
 
 
 def _bench_oracles(directory: Path, oracles: Optional[Path]) -> Optional[Path]:
@@ -969,7 +1053,21 @@ def usage_error_types() -> tuple[type[BaseException], ...]:
     return (TaskError, LibraryError, OracleError, FusionSpecError, SandboxUnavailable, SandboxError)
 
 
+def _bare_ray_flag(argv: list[str]) -> list[str]:
+    """`--ray` with no address means a local Ray instance: click options cannot take an optional
+    value, so a bare `--ray` (last, or followed by something that is not an address) becomes `--ray local`."""
+    fixed = list(argv)
+    for i, arg in enumerate(fixed):
+        if arg == "--ray":
+            nxt = fixed[i + 1] if i + 1 < len(fixed) else ""
+            if not (nxt in ("auto", "local") or ":" in nxt):
+                fixed.insert(i + 1, "local")
+            break
+    return fixed
+
+
 def main() -> None:  # pragma: no cover - console entry point
+    sys.argv = _bare_ray_flag(sys.argv)
     try:
         app()
     except KeyboardInterrupt:

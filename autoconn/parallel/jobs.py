@@ -1,0 +1,145 @@
+"""One task of a batch, as a worker sees it: the job it is handed and the result it hands back.
+
+A job carries the task file's text (and its oracle file's), so a worker on another machine needs
+no shared disk; a result carries the verified entry's files, so only the driver ever writes the
+user's library (under its lock). `induce_one` is the single place a batch starts a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+ENTRY_FILES = ("program.py", "conn.json", "weights.npz", "graph.json")
+
+
+@dataclass(frozen=True)
+class TaskJob:
+    """Everything one induction of a batch needs, picklable and self-contained."""
+
+    key: str  # the task file's stem: the bench report's key
+    tier: str
+    task_file: str  # where the driver read it (used as is when it exists on the worker's machine)
+    task_text: str
+    inducer: str = "search"
+    sandbox: str = "auto"
+    budget: float = 60.0
+    max_attempts: int = 20
+    oracle_file: Optional[str] = None
+    oracle_func: Optional[str] = None
+    oracle_text: Optional[str] = None
+    sealed: bool = True  # False = --no-sealed
+    llm: dict[str, Any] = field(default_factory=dict)
+    runs_dir: Optional[str] = None  # run logs (default: the worker's scratch folder)
+
+
+@dataclass
+class TaskResult:
+    """What a worker returns: the run summary (the `induce --json` object), the entry's files when
+    it verified, and who ran it. `error`: the task could not start (bad file, bad oracle)."""
+
+    key: str
+    tier: str
+    summary: Optional[dict[str, Any]]
+    files: dict[str, bytes]
+    worker: str
+    seconds: float
+    error: Optional[str] = None
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def local_copy(original: str, text: str, scratch: Path, name: str) -> str:
+    """`original` when this machine has that file with the same text (or the driver could not read
+    it: no text), else a copy in `scratch`."""
+    path = Path(original)
+    try:
+        if path.is_file() and (not text or path.read_text(encoding="utf-8") == text):
+            return original
+    except (OSError, UnicodeDecodeError):
+        return original
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+    copy = scratch / f"{digest}-{name}"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text(text, encoding="utf-8")
+    return str(copy)
+
+
+def kill_once(key: str) -> None:
+    """Fault hook for the retry tests: with AUTOCONN_KILL_AT=bench:KEY, the first worker to reach
+    task KEY's first pipeline event SIGKILLs itself; the marker file AUTOCONN_KILL_ONCE (created
+    exclusively) makes the retry live."""
+    if os.environ.get("AUTOCONN_KILL_AT") != f"bench:{key}":
+        return
+    marker = os.environ.get("AUTOCONN_KILL_ONCE")
+    if not marker:
+        return
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    from autoconn.faults import kill_point
+
+    os.environ["AUTOCONN_KILL_AT"] = "bench:now"
+    kill_point("bench:now")
+
+
+def induce_one(job: TaskJob, sandbox: Any, scratch: Optional[Path] = None) -> TaskResult:
+    """Induces one task into a private scratch library with an open (shared, not closed) sandbox
+    and returns the summary and the entry's files. Known input errors become `error`, not raises."""
+    from autoconn.conn.artifact import LibraryError
+    from autoconn.inducers import InducerUnavailable, make_inducers
+    from autoconn.oracle import OracleError, OracleSpec, check_oracle
+    from autoconn.pipeline.graph import run_induction
+    from autoconn.pipeline.nodes import Resources
+    from autoconn.pipeline.runlog import new_run_id
+    from autoconn.pipeline.state import RunConfig
+    from autoconn.task import MIN_THREE_SETS, TaskError, load_task, split_task
+
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix=f"{job.key}-", dir=scratch))
+
+    def failed(why: str) -> TaskResult:
+        return TaskResult(job.key, job.tier, None, {}, worker_name(), time.monotonic() - started, error=why)
+
+    task_path = local_copy(job.task_file, job.task_text, work / "input", f"{job.key}.jsonl")
+    oracle: Optional[str] = None
+    try:
+        task = load_task(Path(task_path))
+        if job.oracle_file and job.oracle_func and job.oracle_text is not None:
+            oracle_path = local_copy(job.oracle_file, job.oracle_text, work / "input", Path(job.oracle_file).name)
+            oracle = f"{oracle_path}:{job.oracle_func}"
+            check_oracle(OracleSpec.parse(oracle), task)
+        sealed_set = job.sealed and (oracle is None or len(task.examples) >= MIN_THREE_SETS)
+        split_task(task, sealed=sealed_set)
+        inducers, chain = make_inducers(job.inducer, (), job.llm)
+    except (TaskError, OracleError, InducerUnavailable) as error:
+        return failed(f"bad task file: {error}")
+    resources = Resources(inducers=inducers, inducer_chain=chain, open_sandbox=lambda: sandbox, owns_sandbox=False,
+                          on_event=lambda kind, data: kill_once(job.key))
+    library_dir = work / "conns"
+    config = RunConfig(run_id=new_run_id(task.name), task_path=task_path, name=task.name, description=None,
+                       max_seq_len=None, library_dir=str(library_dir), runs_dir=job.runs_dir or str(work / "runs"),
+                       inducer=job.inducer, candidates=[], sandbox="shared", budget_seconds=job.budget,
+                       max_attempts=job.max_attempts, batch_size=5, force=True, llm=dict(job.llm),
+                       oracle=oracle, sealed_set=sealed_set)
+    try:
+        summary = run_induction(resources, config).summary()
+    except (TaskError, OracleError, LibraryError) as error:
+        return failed(f"{type(error).__name__}: {error}")
+    files: dict[str, bytes] = {}
+    if summary["status"] == "verified":
+        entry = library_dir / task.name
+        files = {name: (entry / name).read_bytes() for name in ENTRY_FILES if (entry / name).is_file()}
+    if job.runs_dir:  # the run log lives elsewhere: nothing here is needed any more
+        shutil.rmtree(work, ignore_errors=True)
+    return TaskResult(job.key, job.tier, summary, files, worker_name(), time.monotonic() - started)
