@@ -229,35 +229,46 @@ def start_batch(request: BatchRequest, *, resume: Optional[str] = None,
                 on_start: Callable[[BenchFolder, str], None] = lambda folder, where: None,
                 on_row: Callable[[BenchRow, int, int], None] = lambda row, done, total: None
                 ) -> tuple[BenchFolder, list[BenchRow]]:
-    """Creates (or reopens, with `resume`) the bench folder and runs the tasks not finished yet."""
+    """Creates (or reopens, with `resume`) the bench folder and runs the tasks not finished yet.
+    Nothing is written before the library is known writable and the runner has started."""
     from autoconn.bench import plan_jobs, read_tiers
 
-    folder = BenchFolder.open(Path(request.runs_dir), resume) if resume else \
-        BenchFolder.create(Path(request.runs_dir), asdict(request))
-    library = Library(request.out or folder.path / "conns")
-    library.check_writable()
-    folder.report["library"] = str(library.root)
-    llm = dict(request.llm)
-    if request.inducer != "search":
-        llm["library_dir"] = frozen_snapshot(Path(request.demonstrations_from), folder)
-    files = [Path(f) for f in request.files]
-    tiers = read_tiers(Path(request.directory)) if request.directory else {}
-    jobs = plan_jobs(files, tiers=tiers, inducer=request.inducer, sandbox=request.sandbox, budget=request.budget,
-                     max_attempts=request.max_attempts,
-                     oracle_file=Path(request.oracle_file) if request.oracle_file else None,
-                     oracle_func=request.oracle_func, sealed=request.sealed, llm_options=llm,
-                     runs_dir=(folder.path / "runs").resolve())
+    reopened = BenchFolder.open(Path(request.runs_dir), resume) if resume else None
+    if request.out:
+        Library(request.out).check_writable()
+    Library(request.runs_dir).check_writable()
     runner = make_runner(request)
-    where = runner.start() if hasattr(runner, "start") else \
-        f"{request.workers} local worker process(es)" if request.workers > 1 else "this process"
-    folder.report["runner"] = where
     try:
+        where = _start(runner, request)
+        folder = reopened or BenchFolder.create(Path(request.runs_dir), asdict(request))
+        library = Library(request.out or folder.path / "conns")
+        folder.report["library"], folder.report["runner"] = str(library.root), where
+        llm = dict(request.llm)
+        if request.inducer != "search":
+            llm["library_dir"] = frozen_snapshot(Path(request.demonstrations_from), folder)
+        tiers = read_tiers(Path(request.directory)) if request.directory else {}
+        jobs = plan_jobs([Path(f) for f in request.files], tiers=tiers, inducer=request.inducer, sandbox=request.sandbox,
+                         budget=request.budget, max_attempts=request.max_attempts,
+                         oracle_file=Path(request.oracle_file) if request.oracle_file else None,
+                         oracle_func=request.oracle_func, sealed=request.sealed, llm_options=llm,
+                         runs_dir=(folder.path / "runs").resolve())
         on_start(folder, where)
         rows = run_batch(runner, jobs, folder, library, force=request.force or request.out is None, on_row=on_row)
     finally:
         if hasattr(runner, "stop"):
             runner.stop()
     return folder, rows
+
+
+def _start(runner: Any, request: BatchRequest) -> str:
+    """Starts the runner; a Ray cluster that cannot be reached is a usage error, said in one line."""
+    if not hasattr(runner, "start"):
+        return f"{request.workers} local worker process(es)" if request.workers > 1 else "this process"
+    try:
+        return str(runner.start())
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise BatchError(f"--ray {request.ray}: Ray could not start or be reached ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''})") from None
 
 
 def request_of(folder: BenchFolder, **changes: Any) -> BatchRequest:

@@ -8,7 +8,10 @@ failed with the reason.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import sys
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -130,17 +133,22 @@ class RayRunner:
 
     def __init__(self, address: Optional[str], cpus: Optional[int] = None) -> None:
         self.address, self.cpus = address, cpus
+        self._quiet = contextlib.ExitStack()
 
     def start(self) -> str:
-        """Connects to (or starts) Ray; returns what it is running on, in words."""
+        """Connects to (or starts) Ray; returns what it is running on, in words. Until stop(),
+        stdout goes to stderr: Ray prints its workers' deaths there, and stdout is for results."""
         import ray
 
+        if self.address and self.address != "auto":
+            _reachable(self.address)
+        self._quiet.enter_context(contextlib.redirect_stdout(sys.stderr))
+        common: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
+                                  "runtime_env": _runtime_env()}
         if self.address:
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                     runtime_env=_runtime_env())
+            ray.init(address=self.address, **common)
         else:
-            ray.init(num_cpus=self.cpus or available_cores(), include_dashboard=False, log_to_driver=False,
-                     runtime_env=_runtime_env())
+            ray.init(num_cpus=self.cpus or available_cores(), **common)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         cpus = int(ray.cluster_resources().get("CPU", 0))
         return f"Ray at {self.address or 'a local instance'}: {len(nodes)} node(s), {cpus} CPU(s)"
@@ -168,15 +176,30 @@ class RayRunner:
                 else:
                     yield Finished(job, None, retries[job.key], f"its Ray worker died twice ({type(error).__name__})")
 
-    @staticmethod
-    def stop() -> None:
+    def stop(self) -> None:
         import ray
 
-        ray.shutdown()
+        try:
+            ray.shutdown()
+        finally:
+            self._quiet.close()
 
 
 def _ray_task(job: TaskJob, scratch: Optional[str]) -> TaskResult:
     return induce_one(job, _sandbox_of_this_process(job.sandbox), Path(scratch or tempfile.gettempdir()))
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Ray waits forever for an address nobody answers at: refuse it after a short TCP probe."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as error:
+        raise ConnectionError(f"nothing answers at {address} ({error}); give HOST:PORT of a running Ray head "
+                              "(`ray start --head` prints it), 'auto', or a bare --ray for a local instance") from None
 
 
 def _runtime_env() -> dict[str, Any]:
