@@ -109,8 +109,9 @@ def prepare_run(request: RunRequest, *, check_oracle_with: Callable[[OracleSpec,
 
 
 def llm_options(llm: Mapping[str, Any], library_dir: str) -> dict[str, Any]:
-    """The LLM flags a run records (never a key): the ones given, and where its demonstrations come from."""
-    return {k: v for k, v in llm.items() if v is not None and k != "api_key"} | {"library_dir": str(library_dir)}
+    """The LLM flags a run records (never a key): the ones given, and where its demonstrations come
+    from (the run's own library unless `library_dir` is given, as bench does with the user's)."""
+    return {"library_dir": str(library_dir)} | {k: v for k, v in llm.items() if v is not None and k != "api_key"}
 
 
 def run_context(config: RunConfig, *, on_event: Optional[EventSink] = None, sandbox: Optional[Sandbox] = None) -> RunContext:
