@@ -555,7 +555,7 @@ def show(
     say(f"  found by:  {prov.get('inducer')}" + (f" (run {prov['run_id']}: {prov.get('run_log')})" if prov.get("run_id") else ""))
     fusion = meta.get("fusion") or {}
     say(f"  fusion:    {fusion.get('operand_start')}OPERAND{fusion.get('trigger')} (split {fusion.get('split')})" if fusion
-        else f"  fusion:    not set (autoconn register {name})")
+        else f"  fusion:    not set (autoconn set-fusion {name})")
     say("")
     say(entry.program_path.read_text(encoding="utf-8"))
 
@@ -643,7 +643,7 @@ def _format_value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-@app.command("register")
+@app.command("set-fusion")
 def register_fusion(
     name: str = typer.Argument(..., help="A registered CoNN."),
     trigger: Trigger = None,
@@ -654,7 +654,8 @@ def register_fusion(
     out_dir: LibraryDir = Path("generated_conns"),
     as_json: bool = typer.Option(False, "--json", help="Print the new fusion spec as JSON."),
 ) -> None:
-    """Set how a registered CoNN is called from text: the defaults plus the flags given (replaces the old spec)."""
+    """Set how a registered CoNN is called from text: the defaults plus the flags given (replaces the old spec).
+    (Adding a CoNN to the library is `induce`, or `check --register`.)"""
     from autoconn.fusion.metadata import (
         FusionSpecError,
         build_spec,
@@ -684,6 +685,10 @@ def register_fusion(
     else:
         out.print(f"{name}: {spec.operand_start}OPERAND{spec.trigger} (split {spec.split}, writes {spec.output.positions} "
                   f"output(s) joined by {spec.output.join!r})", highlight=False, markup=False)
+
+
+# The old name, kept for scripts; it clashed with `check --register` (which adds to the library).
+app.command("register", hidden=True, deprecated=True, help="Renamed: use `autoconn set-fusion`.")(register_fusion)
 
 
 @app.command()
