@@ -96,14 +96,12 @@ def kill_once(key: str) -> None:
 def induce_one(job: TaskJob, sandbox: Any, scratch: Optional[Path] = None) -> TaskResult:
     """Induces one task into a private scratch library with an open (shared, not closed) sandbox
     and returns the summary and the entry's files. Known input errors become `error`, not raises."""
+    from autoconn.api import RequestError, RunRequest, prepare_run, start_run
     from autoconn.conn.artifact import LibraryError
-    from autoconn.inducers import InducerUnavailable, make_inducers
-    from autoconn.oracle import OracleError, OracleSpec, check_oracle
-    from autoconn.pipeline.graph import run_induction
-    from autoconn.pipeline.nodes import Resources
-    from autoconn.pipeline.runlog import new_run_id
-    from autoconn.pipeline.state import RunConfig
-    from autoconn.task import MIN_THREE_SETS, TaskError, load_task, split_task
+    from autoconn.fusion.metadata import FusionSpecError
+    from autoconn.inducers import InducerUnavailable
+    from autoconn.oracle import OracleError
+    from autoconn.task import TaskError
 
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix=f"{job.key}-", dir=scratch))
@@ -111,34 +109,26 @@ def induce_one(job: TaskJob, sandbox: Any, scratch: Optional[Path] = None) -> Ta
     def failed(why: str) -> TaskResult:
         return TaskResult(job.key, job.tier, None, {}, worker_name(), time.monotonic() - started, error=why)
 
-    task_path = local_copy(job.task_file, job.task_text, work / "input", f"{job.key}.jsonl")
-    oracle: Optional[str] = None
-    try:
-        task = load_task(Path(task_path))
-        if job.oracle_file and job.oracle_func and job.oracle_text is not None:
-            oracle_path = local_copy(job.oracle_file, job.oracle_text, work / "input", Path(job.oracle_file).name)
-            oracle = f"{oracle_path}:{job.oracle_func}"
-            check_oracle(OracleSpec.parse(oracle), task)
-        sealed_set = job.sealed and (oracle is None or len(task.examples) >= MIN_THREE_SETS)
-        split_task(task, sealed=sealed_set)
-        inducers, chain = make_inducers(job.inducer, (), job.llm)
-    except (TaskError, OracleError, InducerUnavailable) as error:
-        return failed(f"bad task file: {error}")
-    resources = Resources(inducers=inducers, inducer_chain=chain, open_sandbox=lambda: sandbox, owns_sandbox=False,
-                          on_event=lambda kind, data: kill_once(job.key))
     library_dir = work / "conns"
-    config = RunConfig(run_id=new_run_id(task.name), task_path=task_path, name=task.name, description=None,
-                       max_seq_len=None, library_dir=str(library_dir), runs_dir=job.runs_dir or str(work / "runs"),
-                       inducer=job.inducer, candidates=[], sandbox="shared", budget_seconds=job.budget,
-                       max_attempts=job.max_attempts, batch_size=5, force=True, llm=dict(job.llm),
-                       oracle=oracle, sealed_set=sealed_set)
+    task_path = local_copy(job.task_file, job.task_text, work / "input", f"{job.key}.jsonl")
+    oracle = None
+    if job.oracle_file and job.oracle_func and job.oracle_text is not None:
+        oracle = f"{local_copy(job.oracle_file, job.oracle_text, work / 'input', Path(job.oracle_file).name)}:{job.oracle_func}"
+    request = RunRequest(task_path=task_path, library_dir=str(library_dir), runs_dir=job.runs_dir or str(work / "runs"),
+                         inducer=job.inducer, budget_seconds=job.budget, max_attempts=job.max_attempts, force=True,
+                         oracle=oracle, sealed=job.sealed, llm=dict(job.llm))
     try:
-        summary = run_induction(resources, config).summary()
-    except (TaskError, OracleError, LibraryError) as error:
+        prepared = prepare_run(request)
+    except (TaskError, OracleError, RequestError, FusionSpecError, InducerUnavailable) as error:
+        return failed(f"bad task file: {error}")
+    try:
+        summary = start_run(prepared, sandbox=sandbox, on_event=lambda kind, data: kill_once(job.key)).summary()
+    except (TaskError, OracleError, LibraryError, InducerUnavailable) as error:
         return failed(f"{type(error).__name__}: {error}")
+    task_name = prepared.task.name
     files: dict[str, bytes] = {}
     if summary["status"] == "verified":
-        entry = library_dir / task.name
+        entry = library_dir / task_name
         files = {name: (entry / name).read_bytes() for name in ENTRY_FILES if (entry / name).is_file()}
     if job.runs_dir:  # the run log lives elsewhere: nothing here is needed any more
         shutil.rmtree(work, ignore_errors=True)
