@@ -6,7 +6,6 @@ Exit codes (DESIGN.md): 0 success, 1 nothing verified, 2 bad input or usage.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, Optional
@@ -125,6 +124,9 @@ ORACLE_HELP = ("Your rule in Python, FILE.py:FUNCTION (tokens in; a list, one va
 NO_SEALED_HELP = "Use no sealed test set (for a file too small for three sets): the verdict is then NOT held out, and says so."
 LIMIT_HELP = "Raise a task-size limit: line-bytes=N, examples=N, output-values=N, max-seq-len=N (repeatable)."
 QUIET_HELP = "No progress on stderr."
+WORKERS_HELP = "Tasks run at once, each in its own worker process with its own sandbox (default: the cores available)."
+RAY_HELP = ("Run the tasks as Ray tasks: 'local' (a local Ray instance with --workers CPUs; also what a bare --ray means), "
+            "'auto' (the cluster this machine belongs to) or an address HOST:PORT. Needs the ray extra.")
 
 
 def parse_limits(items: list[str]) -> Any:
@@ -145,7 +147,9 @@ def finite_budget(budget: float) -> None:
 
 @app.command()
 def induce(
-    task_file: Optional[Path] = typer.Argument(None, metavar="TASK.jsonl", help="Input/output examples of the rule."),
+    task_files: Optional[list[Path]] = typer.Argument(None, metavar="TASK.jsonl...",
+                                                      help="Input/output examples of the rule (several files, or a folder: "
+                                                           "all induced at once, see --workers)."),
     name: Optional[str] = typer.Option(None, "--name", help="Library name (default: the header's name or the file's stem)."),
     description: Optional[str] = typer.Option(None, "--description", help="What the rule is, in words."),
     inducer: str = typer.Option("auto", "--inducer", help="auto (the LLM when configured, else search), search, llm, or files."),
@@ -173,6 +177,8 @@ def induce(
     samples: Samples = None,
     temperature: Temperature = None,
     max_tokens: MaxTokens = None,
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="With several task files: " + WORKERS_HELP),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="With several task files: " + RAY_HELP),
 ) -> None:
     """Find a RASP program for the examples, compile it, verify it on a sealed test set (and your
     oracle, if given) by running the compiled model, and register it.
@@ -184,6 +190,15 @@ def induce(
     longer inputs unless asked for."""
     from autoconn import api
 
+    if len(task_files or []) > 1 or any(path.is_dir() for path in task_files or []) or workers or ray:
+        one_task_only = {"--name": name, "--description": description, "--candidate": candidates, "--max-seq-len": max_seq_len,
+                         "--resume": resume, "--limit": limit, "--trigger": trigger, "--operand-start": operand_start,
+                         "--split": split, "--output-positions": output_positions, "--output-join": output_join}
+        _induce_many(task_files or [], one_task_only, inducer=inducer, sandbox=sandbox, oracle=oracle, sealed=not no_sealed,
+                     out_dir=out_dir, runs_dir=runs_dir, budget=budget, max_attempts=max_attempts, force=force, as_json=as_json,
+                     quiet=quiet, workers=workers, ray=ray, llm={"model": model, "base_url": base_url, "samples": samples,
+                                                                 "temperature": temperature, "max_tokens": max_tokens})
+    task_file = task_files[0] if task_files else None
     limits = parse_limits(limit)
     llm = {"model": model, "base_url": base_url, "samples": samples, "temperature": temperature, "max_tokens": max_tokens}
     progress = InductionProgress(err, budget, quiet=quiet)
@@ -295,11 +310,6 @@ def _print_induce(summary: dict[str, Any]) -> None:
     say(f"  run log:  {summary['run_log']}   (resume: autoconn induce --resume {summary['run_id']})")
 
 
-WORKERS_HELP = "Tasks run at once, each in its own worker process with its own sandbox (default: the cores available)."
-RAY_HELP = ("Run the tasks as Ray tasks: 'local' (a local Ray instance with --workers CPUs; also what a bare --ray means), "
-            "'auto' (the cluster this machine belongs to) or an address HOST:PORT. Needs the ray extra.")
-
-
 @app.command()
 def bench(
     directory: Path = typer.Argument(Path("rule_examples"), help="A folder of task files (*.jsonl), tiers read from its README table."),
@@ -362,6 +372,44 @@ def bench(
                            out=str(out_dir) if out_dir else None, demonstrations_from=str(out_dir or "generated_conns"),
                            force=force, runs_dir=str(runs_dir), workers=workers or _default_workers(), ray=ray)
     _run_batch(request, as_json=as_json)
+
+
+def _induce_many(paths: list[Path], one_task_only: dict[str, Any], *, inducer: str, sandbox: str, oracle: Optional[str],
+                 sealed: bool, out_dir: Path, runs_dir: Path, budget: float, max_attempts: int, force: bool, as_json: bool,
+                 quiet: bool, workers: Optional[int], ray: Optional[str], llm: dict[str, Any]) -> NoReturn:
+    """`induce A.jsonl B.jsonl ...` (or a folder): a batch into --out, one line per finished task;
+    exit 0 only when every task was verified and registered."""
+    from autoconn.inducers import InducerUnavailable, make_inducers
+    from autoconn.parallel.batch import BatchRequest
+
+    given = [flag for flag, value in one_task_only.items() if value]
+    if given:
+        fail_usage(f"{', '.join(given)} work(s) with one task file; induce the files one at a time to use it")
+    files: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            fail_usage(f"{path}: no such file or folder")
+        files += sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    if not files:
+        fail_usage(f"no task files (*.jsonl) in {', '.join(map(str, paths)) or 'the arguments'}")
+    if len({f.stem for f in files}) < len(files):
+        fail_usage("two task files have the same name (file stem): rename one, the bench report is keyed by it")
+    if sandbox not in ("auto", "docker", "process"):
+        fail_usage(f"--sandbox {sandbox!r}: choose auto, docker or process")
+    finite_budget(budget)
+    oracle_file, _, func = (oracle or "").rpartition(":") if oracle and ":" in oracle else (oracle, "", "")
+    if oracle_file and not Path(oracle_file).is_file():
+        fail_usage(f"--oracle {oracle}: no such file {oracle_file}")
+    try:
+        make_inducers(inducer, (), llm | {"library_dir": str(out_dir)})
+    except InducerUnavailable as error:
+        fail_usage(str(error))
+    request = BatchRequest(files=tuple(str(f) for f in files), kind="induce", inducer=inducer, sandbox=sandbox, budget=budget,
+                           max_attempts=max_attempts, oracle_file=oracle_file or None, oracle_func=func or None, sealed=sealed,
+                           llm=llm, out=str(out_dir), demonstrations_from=str(out_dir), force=force, runs_dir=str(runs_dir),
+                           workers=workers or _default_workers(), ray=ray)
+    rows = _run_batch(request, as_json=as_json, quiet=quiet)
+    raise typer.Exit(EXIT_OK if rows and all(row.solved and row.registered for row in rows) else EXIT_FAILED)
 
 
 def _default_workers() -> int:
