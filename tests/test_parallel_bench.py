@@ -74,11 +74,11 @@ def test_two_workers_verify_the_same_set_as_one_into_one_library(tmp_path: Path,
     assert len(workers) == 2 and report["runner"] == "2 local worker process(es)"
     progress = [line for line in report["stderr"].splitlines() if line.startswith("bench: [")]
     assert len(progress) == 6 and progress[-1].startswith("bench: [6/6]") and "6 verified this session" in progress[-1]
-    library = Library(report["library"])
+    library = Library(tmp_path / report["library"])  # the bench folder's own library (no --out given)
     assert set(library.names()) == set(SIX) and library.check(repair=False) == []
     for row in report["tasks"]:
-        assert row["registered"] == str(library.root / row["task"] / "program.py")
-    saved = json.loads(Path(report["report"]).read_text())
+        assert row["registered"] == str(Path(report["library"]) / row["task"] / "program.py")
+    saved = json.loads((tmp_path / report["report"]).read_text())
     assert set(saved["tasks"]) == set(SIX) and saved["command"]["workers"] == 2
 
 

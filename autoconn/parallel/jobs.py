@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -75,22 +76,18 @@ def local_copy(original: str, text: str, scratch: Path, name: str) -> str:
 
 
 def kill_once(key: str) -> None:
-    """Fault hook for the retry tests: with AUTOCONN_KILL_AT=bench:KEY, the first worker to reach
-    task KEY's first pipeline event SIGKILLs itself; the marker file AUTOCONN_KILL_ONCE (created
-    exclusively) makes the retry live."""
+    """Fault hook for the retry tests: with AUTOCONN_KILL_AT=bench:KEY, a worker reaching task
+    KEY's first pipeline event SIGKILLs itself, every time; with AUTOCONN_KILL_ONCE=FILE as well,
+    only the first one (the one that creates FILE), so the retry lives."""
     if os.environ.get("AUTOCONN_KILL_AT") != f"bench:{key}":
         return
     marker = os.environ.get("AUTOCONN_KILL_ONCE")
-    if not marker:
-        return
-    try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return
-    from autoconn.faults import kill_point
-
-    os.environ["AUTOCONN_KILL_AT"] = "bench:now"
-    kill_point("bench:now")
+    if marker:
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def induce_one(job: TaskJob, sandbox: Any, scratch: Optional[Path] = None) -> TaskResult:
