@@ -27,10 +27,10 @@ demo: $(STAMP)
 	@echo
 	$(BIN)/autoconn list
 
-# The tests also need the export extra (torch CPU + transformer-lens) and headless Chromium.
+# The tests also need the export extra (torch CPU + transformer-lens), the ray extra and headless Chromium.
 TEST_STAMP := $(VENV)/.test-installed
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,export]'
+	$(BIN)/pip install --quiet -e '.[dev,export,ray]'
 	touch $(TEST_STAMP)
 
 browser:
