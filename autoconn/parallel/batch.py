@@ -213,10 +213,10 @@ def make_runner(request: BatchRequest) -> Any:
     if request.workers < 1:
         raise BatchError(f"--workers {request.workers}: give at least 1")
     if request.ray:
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise BatchError("--ray needs Ray: pip install 'autoconn[ray]' (ray 2.60.0)") from None
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise BatchError("--ray needs Ray: pip install 'autoconn[ray]' (ray 2.60.0)")
         return RayRunner(None if request.ray == "local" else request.ray, cpus=request.workers)
     if request.workers == 1:
         from autoconn.sandbox import open_sandbox

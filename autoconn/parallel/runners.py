@@ -138,10 +138,12 @@ class RayRunner:
     def start(self) -> str:
         """Connects to (or starts) Ray; returns what it is running on, in words. Until stop(),
         stdout goes to stderr: Ray prints its workers' deaths there, and stdout is for results."""
-        import ray
-
         if self.address and self.address != "auto":
             _reachable(self.address)
+        if self.address and "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").is_file():
+            os.environ["RAY_AUTH_MODE"] = "token"  # a `ray start` cluster wants its token; read before ray is imported
+        import ray
+
         self._quiet.enter_context(contextlib.redirect_stdout(sys.stderr))
         common: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
                                   "runtime_env": _runtime_env()}
@@ -168,7 +170,7 @@ class RayRunner:
             try:
                 yield Finished(job, ray.get(ref), retries[job.key])
             except RayTaskError as error:  # the task raised: retrying would raise again
-                yield Finished(job, None, retries[job.key], f"{type(error.cause).__name__}: {error.cause}")
+                yield Finished(job, None, retries[job.key], task_error(error.cause))
             except ray.exceptions.RayError as error:  # the worker (or its node) died under it
                 if retries[job.key] < MAX_RETRIES:
                     retries[job.key] += 1
@@ -183,6 +185,14 @@ class RayRunner:
             ray.shutdown()
         finally:
             self._quiet.close()
+
+
+def task_error(cause: BaseException) -> str:
+    """One line for a Ray task that raised (the worker's traceback stays in Ray's logs)."""
+    first = (str(cause).strip().splitlines() or [""])[0]
+    if "No module named 'autoconn" in first:
+        first += " (every Ray node needs this autoconn installed: pip install 'autoconn[ray]')"
+    return f"{type(cause).__name__}: {first}"[:500]
 
 
 def _ray_task(job: TaskJob, scratch: Optional[str]) -> TaskResult:
