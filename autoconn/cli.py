@@ -351,7 +351,7 @@ def bench(
     llm_options = {"model": model, "base_url": base_url, "samples": samples, "temperature": temperature,
                    "max_tokens": max_tokens}
     if resume:
-        _run_batch(None, resume=resume, runs_dir=runs_dir, workers=workers, ray=ray, as_json=as_json)
+        _run_batch(None, resume=resume, runs_dir=runs_dir, workers=workers, ray=ray, force=force, as_json=as_json)
         return
     if sandbox not in ("auto", "docker", "process"):
         fail_usage(f"--sandbox {sandbox!r}: choose auto, docker or process")
@@ -419,7 +419,7 @@ def _default_workers() -> int:
 
 
 def _run_batch(request: Any, *, resume: Optional[str] = None, runs_dir: Path = Path("runs"), workers: Optional[int] = None,
-               ray: Optional[str] = None, as_json: bool = False, quiet: bool = False) -> list[Any]:
+               ray: Optional[str] = None, force: bool = False, as_json: bool = False, quiet: bool = False) -> list[Any]:
     """Runs a batch (bench, or induce of several files) with a progress line per finished task on
     stderr, and prints the table (or --json) on stdout; returns the rows."""
     from autoconn.bench import BenchRow, to_json
@@ -428,7 +428,9 @@ def _run_batch(request: Any, *, resume: Optional[str] = None, runs_dir: Path = P
     try:
         if resume:
             saved = BenchFolder.open(runs_dir, resume)
-            request = request_of(saved, workers=workers, ray=ray, runs_dir=str(runs_dir))
+            # where to run now: --ray as given; --workers alone means this machine's pool
+            request = request_of(saved, workers=workers, ray=ray or ("" if workers else None), runs_dir=str(runs_dir),
+                                 force=force or None)
         solved = [0]
 
         def on_start(folder: BenchFolder, where: str) -> None:

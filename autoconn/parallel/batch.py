@@ -106,17 +106,22 @@ def frozen_snapshot(library: Path, folder: BenchFolder) -> str:
     return str(target)
 
 
-def register(result: TaskResult, library: Library, force: bool) -> tuple[Optional[str], Optional[str]]:
+def register(result: TaskResult, library: Library, force: bool, bench_id: str = "") -> tuple[Optional[str], Optional[str]]:
     """The worker's entry into the library (Library.write: checked weights, the lock, the
-    transaction). Returns (program path, None) or (None, why it was not registered)."""
+    transaction). Returns (program path, None) or (None, why it was not registered). An entry
+    this same bench registered before it was killed (and before its row was saved) is replaced."""
     from autoconn.conn.artifact import _program_source
 
     files = result.files
     try:
         meta = json.loads(files["conn.json"])
+        meta["provenance"] = dict(meta.get("provenance") or {}, bench_id=bench_id or None)
+        if bench_id and library.exists(meta["name"]):
+            earlier = (library.get(meta["name"]).meta.get("provenance") or {}).get("bench_id")
+            force = force or earlier == bench_id
         source = _program_source(files["program.py"].decode("utf-8"))
         graph = json.loads(files["graph.json"]) if "graph.json" in files else None
-    except (KeyError, ValueError) as error:
+    except (KeyError, ValueError, LibraryError) as error:
         return None, f"the worker returned an incomplete entry ({type(error).__name__}: {error})"
     with tempfile.TemporaryDirectory(prefix="autoconn-register-") as tmp:
         weights = Path(tmp) / "weights.npz"
@@ -128,7 +133,7 @@ def register(result: TaskResult, library: Library, force: bool) -> tuple[Optiona
     return str(entry.program_path), None
 
 
-def row_of(finished: Finished, library: Library, force: bool) -> BenchRow:
+def row_of(finished: Finished, library: Library, force: bool, bench_id: str = "") -> BenchRow:
     """The report row of a finished task, after registering its entry when it verified."""
     from autoconn.bench import usage_columns
 
@@ -140,7 +145,7 @@ def row_of(finished: Finished, library: Library, force: bool) -> BenchRow:
                         worker=result.worker if result else "", retries=finished.retries)
     summary = result.summary
     solved = summary["status"] == "verified"
-    registered, note = register(result, library, force) if solved else (None, None)
+    registered, note = register(result, library, force, bench_id) if solved else (None, None)
     return BenchRow(task=summary["name"], tier=job.tier, solved=solved, seconds=float(summary["seconds"]),
                     attempts=int(summary["attempts"]), layers=summary["layers"], parameters=summary["parameters"],
                     heldout_accuracy=summary["heldout_accuracy"], reason=summary["reason"],
@@ -165,7 +170,7 @@ def run_batch(runner: Any, jobs: list, folder: BenchFolder, library: Library, *,
     started = time.monotonic()
     count = len(done_before)
     for finished in runner.run(todo):
-        row = row_of(finished, library, force)
+        row = row_of(finished, library, force, folder.bench_id)
         folder.record(finished.job.key, row)
         count += 1
         on_row(row, count, len(jobs))
