@@ -81,8 +81,9 @@ def _pool_task(job: TaskJob, scratch: Optional[str]) -> TaskResult:
 
 
 class PoolRunner:
-    """A local process pool (forkserver: jax must not be forked after import). When a worker
-    dies the pool breaks; the tasks it was running go to a new pool, once."""
+    """A local process pool (forkserver: jax must not be forked after import), fed at most one
+    task per worker at a time so that the tasks in it are the ones running. A worker that dies
+    breaks the pool: the tasks running then (its own and the others') go to a new pool, once each."""
 
     name = "pool"
 
@@ -96,15 +97,17 @@ class PoolRunner:
 
     def run(self, jobs: list[TaskJob]) -> Iterator[Finished]:
         retries = {job.key: 0 for job in jobs}
-        todo = list(jobs)
+        waiting = list(jobs)
         scratch = str(self.scratch) if self.scratch else None
-        while todo:
+        while waiting:
             pool = self._pool()
+            running: dict[Future[TaskResult], TaskJob] = {}
             broken: list[TaskJob] = []
             try:
-                running: dict[Future[TaskResult], TaskJob] = {pool.submit(_pool_task, job, scratch): job for job in todo}
-                todo = []
-                while running:
+                while (waiting or running) and not broken:
+                    while waiting and len(running) < self.workers:
+                        job = waiting.pop(0)
+                        running[pool.submit(_pool_task, job, scratch)] = job
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
                         job = running.pop(future)
@@ -114,12 +117,13 @@ class PoolRunner:
                             broken.append(job)
                         except Exception as error:  # noqa: BLE001 - a bug in one task must not end the batch
                             yield Finished(job, None, retries[job.key], f"{type(error).__name__}: {error}")
+                broken += list(running.values())  # a broken pool fails every future it holds
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
             for job in broken:
                 if retries[job.key] < MAX_RETRIES:
                     retries[job.key] += 1
-                    todo.append(job)
+                    waiting.insert(0, job)
                 else:
                     yield Finished(job, None, retries[job.key], "its worker process died (retried once)")
 
