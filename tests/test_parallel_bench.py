@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -53,17 +54,21 @@ def verified(report: dict[str, Any]) -> set[str]:
 
 
 @functools.cache
-def sequential_verified(scratch: str) -> frozenset[str]:
+def sequential_verified() -> frozenset[str]:
     """The reference: the same six tasks one after another in one process (run once per session;
     the Ray tests compare against it too)."""
-    report = bench(six_tasks(Path(scratch) / "tasks"), Path(scratch), "--workers", "1")
+    scratch = Path(tempfile.mkdtemp(prefix="autoconn-sequential-"))
+    try:
+        report = bench(six_tasks(scratch / "tasks"), scratch, "--workers", "1")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     assert report["runner"] == "this process"
     return frozenset(verified(report))
 
 
-@pytest.fixture(scope="session")
-def sequential(tmp_path_factory: pytest.TempPathFactory) -> frozenset[str]:
-    return sequential_verified(str(tmp_path_factory.mktemp("sequential")))
+@pytest.fixture
+def sequential() -> frozenset[str]:
+    return sequential_verified()
 
 
 def test_two_workers_verify_the_same_set_as_one_into_one_library(tmp_path: Path, sequential: frozenset[str]):

@@ -103,11 +103,18 @@ class PoolRunner:
             pool = self._pool()
             running: dict[Future[TaskResult], TaskJob] = {}
             broken: list[TaskJob] = []
+            dead = False
             try:
-                while (waiting or running) and not broken:
+                while (waiting or running) and not dead:
                     while waiting and len(running) < self.workers:
-                        job = waiting.pop(0)
-                        running[pool.submit(_pool_task, job, scratch)] = job
+                        try:
+                            future = pool.submit(_pool_task, waiting[0], scratch)
+                        except BrokenProcessPool:  # broke since the last wait: this job never ran
+                            dead = True
+                            break
+                        running[future] = waiting.pop(0)
+                    if dead:
+                        break
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
                         job = running.pop(future)
@@ -115,6 +122,7 @@ class PoolRunner:
                             yield Finished(job, future.result(), retries[job.key])
                         except BrokenProcessPool:
                             broken.append(job)
+                            dead = True
                         except Exception as error:  # noqa: BLE001 - a bug in one task must not end the batch
                             yield Finished(job, None, retries[job.key], f"{type(error).__name__}: {error}")
                 broken += list(running.values())  # a broken pool fails every future it holds
@@ -154,7 +162,7 @@ class RayRunner:
         if self.address:
             ray.init(address=self.address, **common)
         else:
-            ray.init(num_cpus=self.cpus or available_cores(), **common)
+            ray.init(address="local", num_cpus=self.cpus or available_cores(), **common)  # new, even beside a cluster
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         cpus = int(ray.cluster_resources().get("CPU", 0))
         return f"Ray at {self.address or 'a local instance'}: {len(nodes)} node(s), {cpus} CPU(s)"
