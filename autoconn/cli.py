@@ -960,13 +960,14 @@ def export(
 
 def usage_error_types() -> tuple[type[BaseException], ...]:
     """Every error that means "bad input or usage" (exit 2): task files, names, the library, oracles,
-    fusion specs, a sandbox that cannot run here or whose worker would not start."""
+    fusion specs, a sandbox that cannot run here or whose worker would not start, a bad setting."""
     from autoconn.fusion.metadata import FusionSpecError
     from autoconn.oracle import OracleError
     from autoconn.sandbox import SandboxUnavailable
     from autoconn.sandbox.host import SandboxError
+    from autoconn.settings import SettingsError
 
-    return (TaskError, LibraryError, OracleError, FusionSpecError, SandboxUnavailable, SandboxError)
+    return (TaskError, LibraryError, OracleError, FusionSpecError, SandboxUnavailable, SandboxError, SettingsError)
 
 
 def main() -> None:  # pragma: no cover - console entry point
