@@ -9,7 +9,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -62,6 +62,22 @@ OPERAND_START_HELP = "Fusion: text that opens the operand (default NAME followed
 SPLIT_HELP = "Fusion: how the operand becomes tokens: char (one per character) or space (whitespace-separated)."
 POSITIONS_HELP = "Fusion: which outputs the CoNN writes: all, first or last (default all for sequences, first for one value)."
 JOIN_HELP = "Fusion: what separates written outputs: '' or ' ' (default '' when tokens and outputs are single characters, else ' ')."
+
+
+# Flags several commands share, declared once.
+LibraryDir = Annotated[Path, typer.Option("--out", help="Library folder.")]
+Trigger = Annotated[Optional[str], typer.Option("--trigger", help=TRIGGER_HELP)]
+OperandStart = Annotated[Optional[str], typer.Option("--operand-start", help=OPERAND_START_HELP)]
+Split = Annotated[Optional[str], typer.Option("--split", help=SPLIT_HELP)]
+OutputPositions = Annotated[Optional[str], typer.Option("--output-positions", help=POSITIONS_HELP)]
+OutputJoin = Annotated[Optional[str], typer.Option("--output-join", help=JOIN_HELP)]
+Model = Annotated[Optional[str], typer.Option("--model", help=MODEL_HELP)]
+BaseUrl = Annotated[Optional[str], typer.Option("--base-url", help=BASE_URL_HELP)]
+Samples = Annotated[Optional[int], typer.Option("--samples", min=1, max=16, help=SAMPLES_HELP)]
+Temperature = Annotated[Optional[float], typer.Option("--temperature", min=0.0, max=2.0, help=TEMPERATURE_HELP)]
+MaxTokens = Annotated[Optional[int], typer.Option("--max-tokens", min=1, help=MAX_TOKENS_HELP)]
+Sandbox = Annotated[str, typer.Option("--sandbox", help=SANDBOX_HELP)]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
 def fail_usage(message: str) -> NoReturn:
@@ -134,11 +150,11 @@ def induce(
     description: Optional[str] = typer.Option(None, "--description", help="What the rule is, in words."),
     inducer: str = typer.Option("auto", "--inducer", help="auto (the LLM when configured, else search), search, llm, or files."),
     candidates: list[Path] = typer.Option([], "--candidate", help="With --inducer files: a program to try (repeatable, in order)."),
-    sandbox: str = typer.Option("auto", "--sandbox", help=SANDBOX_HELP),
+    sandbox: Sandbox = "auto",
     max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Compiled length (default: twice the longest example)."),
     oracle: Optional[str] = typer.Option(None, "--oracle", metavar="FILE.py:FUNC", help=ORACLE_HELP),
     no_sealed: bool = typer.Option(False, "--no-sealed", help=NO_SEALED_HELP),
-    out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    out_dir: LibraryDir = Path("generated_conns"),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run logs and checkpoints go."),
     budget: float = typer.Option(300.0, "--budget", help="Seconds of work before giving up."),
     max_attempts: int = typer.Option(40, "--max-attempts", help="Candidates to check before giving up."),
@@ -147,16 +163,16 @@ def induce(
     limit: list[str] = typer.Option([], "--limit", metavar="NAME=N", help=LIMIT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
-    trigger: Optional[str] = typer.Option(None, "--trigger", help=TRIGGER_HELP),
-    operand_start: Optional[str] = typer.Option(None, "--operand-start", help=OPERAND_START_HELP),
-    split: Optional[str] = typer.Option(None, "--split", help=SPLIT_HELP),
-    output_positions: Optional[str] = typer.Option(None, "--output-positions", help=POSITIONS_HELP),
-    output_join: Optional[str] = typer.Option(None, "--output-join", help=JOIN_HELP),
-    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help=BASE_URL_HELP),
-    samples: Optional[int] = typer.Option(None, "--samples", min=1, max=16, help=SAMPLES_HELP),
-    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, max=2.0, help=TEMPERATURE_HELP),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help=MAX_TOKENS_HELP),
+    trigger: Trigger = None,
+    operand_start: OperandStart = None,
+    split: Split = None,
+    output_positions: OutputPositions = None,
+    output_join: OutputJoin = None,
+    model: Model = None,
+    base_url: BaseUrl = None,
+    samples: Samples = None,
+    temperature: Temperature = None,
+    max_tokens: MaxTokens = None,
 ) -> None:
     """Find a RASP program for the examples, compile it, verify it on a sealed test set (and your
     oracle, if given) by running the compiled model, and register it.
@@ -166,69 +182,26 @@ def induce(
     shown to any inducer; only it, and the oracle, give the verdict). The longest length goes
     to validation and sealed both. The CoNN records the length it is proven up to and refuses
     longer inputs unless asked for."""
-    from autoconn.conn.artifact import check_name
-    from autoconn.inducers import InducerUnavailable, make_inducers
-    from autoconn.pipeline.graph import run_induction
-    from autoconn.pipeline.nodes import Resources
-    from autoconn.pipeline.runlog import RunLog, new_run_id
-    from autoconn.pipeline.state import RunConfig
-    from autoconn.sandbox import open_sandbox
-    from autoconn.task import MIN_THREE_SETS, load_task, split_task
+    from autoconn import api
 
-    if sandbox not in ("auto", "docker", "process"):
-        fail_usage(f"--sandbox {sandbox!r}: choose auto, docker or process")
-    finite_budget(budget)
-    if max_attempts < 1:
-        fail_usage("--max-attempts must be at least 1")
     limits = parse_limits(limit)
-    config: Optional[RunConfig] = None
-    cli_llm_options = {"model": model, "base_url": base_url, "samples": samples, "temperature": temperature,
-                       "max_tokens": max_tokens}
-    llm_options = cli_llm_options | {"library_dir": str(out_dir)}
+    llm = {"model": model, "base_url": base_url, "samples": samples, "temperature": temperature, "max_tokens": max_tokens}
+    progress = InductionProgress(err, budget, quiet=quiet)
     if resume:
-        saved = RunLog(runs_dir, resume)
-        if not saved.exists():
-            fail_usage(f"no run {resume!r} under {runs_dir}/ to resume (runs are folders there)")
-        start = saved.events()[0].get("config", {}) if saved.events() else {}
-        kind, paths, box = start.get("inducer", inducer), start.get("candidates", []), start.get("sandbox", sandbox)
-        llm_options = (start.get("llm") or {}) | {k: v for k, v in cli_llm_options.items() if v is not None}
-        Library(start.get("library_dir", out_dir)).check_writable()
+        with progress:
+            outcome = api.resume_run(resume, runs_dir=str(runs_dir), force=force, llm=llm, on_event=progress.event)
     else:
         if task_file is None:
             fail_usage("give a TASK.jsonl file (or --resume RUN_ID)")
-        task = load_task(task_file, name=name, description=description, max_seq_len=max_seq_len, limits=limits)
-        check_name(task.name)
-        oracle_spec = _checked_oracle(oracle, task) if oracle else None
-        sealed_set = not no_sealed and (oracle_spec is None or len(task.examples) >= MIN_THREE_SETS)
-        split_task(task, sealed=sealed_set)  # a file too small for its sets is refused now, before any work
-        library = Library(out_dir)
-        library.check_writable()
-        if library.exists(task.name) and not force:
-            fail_usage(f"a CoNN named {task.name!r} already exists in {out_dir}; pick another --name or pass --force")
-
-        overrides = fusion_overrides(trigger, operand_start, split, output_positions, output_join).to_json()
-        check_fusion(task.name, task, overrides)
-        for path in candidates:
-            if not path.is_file():
-                fail_usage(f"--candidate {path}: no such file")
-        kind, paths, box = inducer, [str(p) for p in candidates], sandbox
-        config = RunConfig(run_id=new_run_id(task.name), task_path=str(task_file), name=task.name, description=description,
-                           max_seq_len=max_seq_len, library_dir=str(out_dir), runs_dir=str(runs_dir), inducer=inducer,
-                           candidates=paths, sandbox=sandbox, budget_seconds=budget, max_attempts=max_attempts,
-                           batch_size=5, force=force, fusion=overrides, llm=llm_options,
-                           oracle=str(oracle_spec) if oracle_spec else None, sealed_set=sealed_set)
-    try:
-        inducers, chain = make_inducers(kind, paths, llm_options)
-    except InducerUnavailable as error:
-        fail_usage(str(error))
-    progress = InductionProgress(err, budget, quiet=quiet)
-    resources = Resources(inducers=inducers, inducer_chain=chain, open_sandbox=lambda: open_sandbox(box),
-                          on_event=progress.event)
-    try:
+        request = api.RunRequest(
+            task_path=str(task_file), name=name, description=description, max_seq_len=max_seq_len,
+            library_dir=str(out_dir), runs_dir=str(runs_dir), inducer=inducer, candidates=tuple(str(p) for p in candidates),
+            sandbox=sandbox, budget_seconds=budget, max_attempts=max_attempts, force=force, oracle=oracle,
+            sealed=not no_sealed, limits=limits,
+            fusion=fusion_overrides(trigger, operand_start, split, output_positions, output_join).to_json(), llm=llm)
+        prepared = api.prepare_run(request, check_oracle_with=_checked_oracle)
         with progress:
-            outcome = run_induction(resources, config, resume_run=resume, runs_dir=str(runs_dir), force=force)
-    except FileNotFoundError as error:
-        fail_usage(str(error))
+            outcome = api.start_run(prepared, on_event=progress.event)
     summary = outcome.summary()
     if as_json:
         emit_json(summary)
@@ -237,14 +210,12 @@ def induce(
     raise typer.Exit(EXIT_OK if summary["status"] == "verified" else EXIT_FAILED)
 
 
-def _checked_oracle(text: str, task: Any) -> Any:
-    """The oracle, loaded and checked against every example of the task (exit 2 when it can't be used)."""
-    from autoconn.oracle import OracleSpec, check_oracle
+def _checked_oracle(spec: Any, task: Any) -> Any:
+    """The oracle checked against every example of the task, with a status line while it runs."""
+    from autoconn.oracle import check_oracle
 
-    spec = OracleSpec.parse(text)
     with err.status(f"checking the oracle {spec} against {len(task.examples)} examples..."):
-        check_oracle(spec, task)
-    return spec
+        return check_oracle(spec, task)
 
 
 class InductionProgress:
@@ -328,18 +299,18 @@ def _print_induce(summary: dict[str, Any]) -> None:
 def bench(
     directory: Path = typer.Argument(Path("rule_examples"), help="A folder of task files (*.jsonl), tiers read from its README table."),
     inducer: str = typer.Option("search", "--inducer", help="auto, search or llm."),
-    sandbox: str = typer.Option("auto", "--sandbox", help=SANDBOX_HELP),
+    sandbox: Sandbox = "auto",
     budget: float = typer.Option(60.0, "--budget", help="Seconds per task."),
     max_attempts: int = typer.Option(20, "--max-attempts", help="Candidates per task."),
     only: list[str] = typer.Option([], "--task", help="Only these tasks (file stems; repeatable)."),
     oracles: Optional[Path] = typer.Option(None, "--oracles", metavar="FILE.py",
                                            help="Python file with one function per task, named like the task file's stem, used as that "
                                                 "task's oracle (default: DIR/generate.py when it exists; 'none' to use none)."),
-    model: Optional[str] = typer.Option(None, "--model", help=MODEL_HELP),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help=BASE_URL_HELP),
-    samples: Optional[int] = typer.Option(None, "--samples", min=1, max=16, help=SAMPLES_HELP),
-    temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0, max=2.0, help=TEMPERATURE_HELP),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help=MAX_TOKENS_HELP),
+    model: Model = None,
+    base_url: BaseUrl = None,
+    samples: Samples = None,
+    temperature: Temperature = None,
+    max_tokens: MaxTokens = None,
     library: Path = typer.Option(Path("generated_conns"), "--library", help="Library the LLM draws few-shot demonstrations from."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -427,105 +398,39 @@ def check(
     task_file: Path = typer.Argument(..., metavar="TASK.jsonl", help="Examples the program must reproduce."),
     register: Optional[str] = typer.Option(None, "--register", help="Register the CoNN under this name when it verifies."),
     oracle: Optional[str] = typer.Option(None, "--oracle", metavar="FILE.py:FUNC", help=ORACLE_HELP),
-    out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    out_dir: LibraryDir = Path("generated_conns"),
     max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Compiled length (default: twice the longest example)."),
-    sandbox: str = typer.Option("auto", "--sandbox", help=SANDBOX_HELP),
+    sandbox: Sandbox = "auto",
     force: bool = typer.Option(False, "--force", help="Replace an existing CoNN of the same name."),
     limit: list[str] = typer.Option([], "--limit", metavar="NAME=N", help=LIMIT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    trigger: Optional[str] = typer.Option(None, "--trigger", help=TRIGGER_HELP),
-    operand_start: Optional[str] = typer.Option(None, "--operand-start", help=OPERAND_START_HELP),
-    split: Optional[str] = typer.Option(None, "--split", help=SPLIT_HELP),
-    output_positions: Optional[str] = typer.Option(None, "--output-positions", help=POSITIONS_HELP),
-    output_join: Optional[str] = typer.Option(None, "--output-join", help=JOIN_HELP),
+    trigger: Trigger = None,
+    operand_start: OperandStart = None,
+    split: Split = None,
+    output_positions: OutputPositions = None,
+    output_join: OutputJoin = None,
 ) -> None:
     """Compile a hand-written program in the sandbox and verify its weights, here, on every example
     of a task (and your oracle at every length). Nothing was held out from the program's author,
     so the verdict says so; with --oracle it is a proof at every length the oracle covered."""
-    from autoconn.checking import check_source, conn_metadata, display_graph, fusion_for_task
-    from autoconn.conn.artifact import check_name
-    from autoconn.conn.compile import default_settings
-    from autoconn.oracle import load_rule, make_draw
-    from autoconn.sandbox import open_sandbox
-    from autoconn.task import load_task
+    from autoconn import api
 
-    task = load_task(task_file, max_seq_len=max_seq_len, limits=parse_limits(limit))
-    if not program.is_file():
-        fail_usage(f"{program}: no such program file")
-    try:
-        source = program.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        fail_usage(f"{program}: not UTF-8 text")
-    library = Library(out_dir)
-    overrides = fusion_overrides(trigger, operand_start, split, output_positions, output_join)
-    if register:
-        check_name(register)
-        library.check_writable()
-        if library.exists(register) and not force:
-            fail_usage(f"a CoNN named {register!r} already exists in {out_dir}; pick another name or pass --force")
-        check_fusion(register, task, overrides.to_json())  # fail before compiling, not after
-    elif overrides.to_json():
+    overrides = fusion_overrides(trigger, operand_start, split, output_positions, output_join).to_json()
+    if overrides and not register:
         fail_usage("--trigger, --operand-start, --split and --output-* set how a registered CoNN is called: add --register NAME")
-    draw = None
-    if oracle:
-        spec = _checked_oracle(oracle, task)
-        draw = make_draw(load_rule(spec), spec, task.input_vocab, task.output_kind, task.max_seq_len, "sealed", task.sha256)
-    settings = default_settings(task.max_seq_len)
-    with err.status(f"compiling {program.name} in the sandbox, then running {len(task.examples)} examples here..."):
-        with open_sandbox(sandbox) as box:  # open until registered: the weights live in its exchange dir
-            outcome = check_source(box, source, task, settings, task.examples, oracle=draw.examples if draw else ())
-            record = _check_record(task, outcome, draw, str(oracle) if oracle else None)
-            summary = _check_summary(program, task, box.backend, outcome, record)
-            if summary["status"] == "verified" and register:
-                fusion = fusion_for_task(register, task, overrides.to_json(),
-                                         output_values=outcome.result.spec.get("output_decoding")).to_json()
-                meta = conn_metadata(task, settings, outcome.result.size, outcome.result.spec, record,
-                                     {"inducer": "hand-written", "checked_with": f"autoconn check ({box.backend} sandbox)"},
-                                     fusion=fusion)
-                entry = library.write(register, source, meta, weights_file=outcome.result.weights_path, force=force,
-                                      graph=display_graph(outcome.result))
-                summary["registered"] = str(entry.program_path)
+    registration = api.Registration(register, str(out_dir), force, overrides) if register else None
+
+    def started(task: Any) -> None:
+        err.print(f"compiling {program.name} in the sandbox, then running {len(task.examples)} examples here...",
+                  highlight=False, markup=False)
+
+    summary = api.check_program(program, task_file, oracle=oracle, max_seq_len=max_seq_len, sandbox=sandbox,
+                                limits=parse_limits(limit), register=registration, on_start=started)
     if as_json:
         emit_json(summary)
     else:
         _print_check(summary)
     raise typer.Exit(EXIT_OK if summary["status"] == "verified" else EXIT_FAILED)
-
-
-def _check_record(task: Any, outcome: Any, draw: Any, oracle: Optional[str]) -> Optional[dict[str, Any]]:
-    """The verified block of a hand-checked program: every example (not held out from its author), plus
-    the oracle's sealed draw (held out from everyone) when one is given."""
-    from autoconn.conn.verify import by_length
-    from autoconn.verdict import make_record, oracle_block
-
-    if outcome.verification is None:
-        return None
-    oracle_json = None
-    if draw is not None and outcome.oracle is not None:
-        oracle_json = oracle_block(str(oracle), by_length(draw.examples, outcome.oracle), draw.exhaustive_lengths,
-                                   draw.outside_domain, task.max_seq_len)
-    # the file's examples were in view of whoever wrote the program; the oracle's draws were not
-    return make_record(how="oracle" if oracle_json else "examples", held_out=oracle_json is not None,
-                       compiled_max_seq_len=task.max_seq_len,
-                       sealed=None, validation=outcome.verification, validation_revealed=0, oracle=oracle_json)
-
-
-def _check_summary(program: Path, task: Any, backend: str, outcome: Any, record: Optional[dict[str, Any]]) -> dict[str, Any]:
-    result = outcome.result
-    return {
-        "status": "verified" if outcome.passed else "failed",
-        "program": str(program),
-        "task": task.path,
-        "sandbox": backend,
-        "stage": result.stage,
-        "error": result.error or outcome.problem,
-        "size": result.size,
-        "verification": outcome.verification.to_json(examples="task") if outcome.verification else None,
-        "oracle": outcome.oracle.to_json(examples="oracle") if outcome.oracle else None,
-        "verified": record,
-        "verified_length": record["max_length"] if record and outcome.passed else None,
-        "seconds": round(result.seconds, 3),
-    }
 
 
 def _print_check(summary: dict[str, Any]) -> None:
@@ -557,60 +462,35 @@ def _print_check(summary: dict[str, Any]) -> None:
 def verify(
     name: str = typer.Argument(..., help="A registered CoNN."),
     oracle: str = typer.Option(..., "--oracle", metavar="FILE.py:FUNC", help=ORACLE_HELP),
-    out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    out_dir: LibraryDir = Path("generated_conns"),
     as_json: bool = typer.Option(False, "--json", help="Print the new verified block as JSON."),
 ) -> None:
     """Re-verify a registered CoNN from its stored weights (no recompiling) against your oracle at
     every compiled length, and record how far it is now proven (exit 1 when the oracle finds an
     input it gets wrong: the record then says so, and the proven length drops to match)."""
-    from autoconn.conn.verify import by_length, score_runtime
-    from autoconn.oracle import OracleSpec, check_oracle, load_rule, make_draw
-    from autoconn.task import load_task
-    from autoconn.verdict import oracle_block, proven_length, statement
+    from autoconn import api
 
-    library = Library(out_dir)
-    entry = library.get(name)
-    spec = OracleSpec.parse(oracle)
-    meta = entry.meta
-    task_path = (meta.get("task") or {}).get("path")
-    if task_path and Path(task_path).is_file():
-        task = load_task(task_path, max_seq_len=int(meta["max_seq_len"]))
-        if task.sha256 == (meta.get("task") or {}).get("sha256"):
-            check_oracle(spec, task)  # the rule must agree with the examples the CoNN came from
-    rule = load_rule(spec)
-    compiled = int(meta["max_seq_len"])
-    seed_key = str((meta.get("task") or {}).get("sha256") or meta.get("source_sha256"))
-    with err.status(f"running {name} on the oracle's inputs at every length up to {compiled}..."):
-        draw = make_draw(rule, spec, entry.spec.vocab, str(meta.get("output_kind")), compiled, "sealed", seed_key)
-        scored = score_runtime(entry.runtime(), draw.examples, meta.get("output_kind"))  # type: ignore[arg-type]
-    record = dict(meta.get("verified") or {"held_out": True, "sealed": None, "validation": None, "validation_revealed": 0,
-                                           "compiled_max_seq_len": compiled,
-                                           "earlier_verification": meta.get("verification")})
-    record["how"] = "oracle"
-    record["oracle"] = oracle_block(str(spec), by_length(draw.examples, scored), draw.exhaustive_lengths,
-                                    draw.outside_domain, compiled)
-    record["compiled_max_seq_len"] = compiled
-    record["max_length"] = proven_length(record["oracle"], record.get("sealed"), record.get("validation"), True)
-    record["held_out"] = True
-    record["statement"] = statement(record)
-    library.update_meta(name, {"verified": record})
+    def started(compiled: int) -> None:
+        err.print(f"running {name} on the oracle's inputs at every length up to {compiled}...", highlight=False, markup=False)
+
+    found = api.verify(name, oracle, library_dir=str(out_dir), on_start=started)
+    record = found.verified
     if as_json:
-        emit_json({"name": name, "passed": scored.passed, "verified": record,
-                   "failures": [f.to_json() for f in scored.failures[:5]]})
-    elif scored.passed:
+        emit_json(found.to_json())
+    elif found.passed:
         out.print(f"[green]verified[/] {escape(name)}: {escape(record['statement'])}", highlight=False)
     else:
-        out.print(f"[red]wrong[/] on {scored.total - scored.correct} of {scored.total} oracle inputs; {escape(name)} is now "
+        out.print(f"[red]wrong[/] on {found.total - found.correct} of {found.total} oracle inputs; {escape(name)} is now "
                   f"recorded as proven up to {record['max_length']} tokens", highlight=False)
-        for failure in sorted(scored.failures, key=lambda f: len(f.inputs))[:5]:
-            out.print(f"  input {failure.inputs}\n    expected {failure.expected}\n    got      {failure.got}",
+        for failure in found.failures:
+            out.print(f"  input {failure['input']}\n    expected {failure['expected']}\n    got      {failure['got']}",
                       highlight=False, markup=False)
-    raise typer.Exit(EXIT_OK if scored.passed else EXIT_FAILED)
+    raise typer.Exit(EXIT_OK if found.passed else EXIT_FAILED)
 
 
 @app.command("list")
 def list_conns(
-    out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    out_dir: LibraryDir = Path("generated_conns"),
     check_library: bool = typer.Option(False, "--check", help="Compare the index with the folders and mend what disagrees."),
     as_json: bool = typer.Option(False, "--json", help="Print the index as JSON."),
 ) -> None:
@@ -648,7 +528,7 @@ def list_conns(
 @app.command()
 def show(
     name: str = typer.Argument(..., help="A registered CoNN."),
-    out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    out_dir: LibraryDir = Path("generated_conns"),
     as_json: bool = typer.Option(False, "--json", help="Print conn.json."),
 ) -> None:
     """Show a CoNN: its metadata, how far it is proven, where it came from, and its program."""
@@ -685,7 +565,7 @@ def run(
     name: str = typer.Argument(..., help="A registered CoNN."),
     tokens: Optional[list[str]] = typer.Argument(None, help="Input tokens, e.g. `a b c` (a single word is split into characters if the vocab is single characters)."),
     input_file: Optional[Path] = typer.Option(None, "--input-file", help="Inputs, one per line (tokens as on the command line, or a JSON list); '-' reads stdin. One output line each."),
-    out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    out_dir: LibraryDir = Path("generated_conns"),
     unverified_lengths: bool = typer.Option(False, "--unverified-lengths",
                                             help="Answer inputs longer than the proven length (up to the compiled one), with a warning."),
     as_json: bool = typer.Option(False, "--json", help="Print {input, output, verified} as JSON (one object per line with --input-file)."),
@@ -766,12 +646,12 @@ def _format_value(value: Any) -> str:
 @app.command("register")
 def register_fusion(
     name: str = typer.Argument(..., help="A registered CoNN."),
-    trigger: Optional[str] = typer.Option(None, "--trigger", help=TRIGGER_HELP),
-    operand_start: Optional[str] = typer.Option(None, "--operand-start", help=OPERAND_START_HELP),
-    split: Optional[str] = typer.Option(None, "--split", help=SPLIT_HELP),
-    output_positions: Optional[str] = typer.Option(None, "--output-positions", help=POSITIONS_HELP),
-    output_join: Optional[str] = typer.Option(None, "--output-join", help=JOIN_HELP),
-    out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    trigger: Trigger = None,
+    operand_start: OperandStart = None,
+    split: Split = None,
+    output_positions: OutputPositions = None,
+    output_join: OutputJoin = None,
+    out_dir: LibraryDir = Path("generated_conns"),
     as_json: bool = typer.Option(False, "--json", help="Print the new fusion spec as JSON."),
 ) -> None:
     """Set how a registered CoNN is called from text: the defaults plus the flags given (replaces the old spec)."""
@@ -814,7 +694,7 @@ def fuse(
     model: Optional[str] = typer.Option(None, "--model", help="With --lm openai: the model (default: $AUTOCONN_MODEL)."),
     base_url: Optional[str] = typer.Option(None, "--base-url", help="With --lm openai: the API base URL (default: $OPENAI_BASE_URL)."),
     max_new: int = typer.Option(64, "--max-new", help="demo: characters to generate; openai: max tokens per request."),
-    out_dir: Path = typer.Option(Path("generated_conns"), "--out", help="Library folder."),
+    out_dir: LibraryDir = Path("generated_conns"),
     unverified_lengths: bool = typer.Option(False, "--unverified-lengths",
                                             help="Let CoNNs answer operands longer than they are proven on (default: the LM writes those)."),
     as_json: bool = typer.Option(False, "--json", help="Print the completion, CoNN spans and fallbacks as JSON."),
@@ -961,13 +841,17 @@ def export(
 def usage_error_types() -> tuple[type[BaseException], ...]:
     """Every error that means "bad input or usage" (exit 2): task files, names, the library, oracles,
     fusion specs, a sandbox that cannot run here or whose worker would not start, a bad setting."""
+    from autoconn.api import RequestError
     from autoconn.fusion.metadata import FusionSpecError
+    from autoconn.inducers import InducerUnavailable
     from autoconn.oracle import OracleError
+    from autoconn.pipeline.graph import RunNotFound
     from autoconn.sandbox import SandboxUnavailable
     from autoconn.sandbox.host import SandboxError
     from autoconn.settings import SettingsError
 
-    return (TaskError, LibraryError, OracleError, FusionSpecError, SandboxUnavailable, SandboxError, SettingsError)
+    return (TaskError, LibraryError, OracleError, FusionSpecError, SandboxUnavailable, SandboxError, RequestError,
+            InducerUnavailable, RunNotFound, SettingsError)
 
 
 def main() -> None:  # pragma: no cover - console entry point

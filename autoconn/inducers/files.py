@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from autoconn.inducers.base import Candidate, Feedback
+from autoconn.inducers.base import Candidate, Feedback, Proposal
 from autoconn.task import Example, Task
 
 
@@ -17,7 +17,7 @@ class FilesInducer:
         self.sources = [(str(p), Path(p).read_text(encoding="utf-8")) for p in paths]
 
     def propose(self, task: Task, induction: Sequence[Example], feedback: Sequence[Feedback], *,
-                budget_seconds: float, limit: int) -> list[Candidate]:
+                budget_seconds: float, limit: int) -> Proposal:
         tried = {f.source for f in feedback}
         fresh = [Candidate(source=src, origin="files", summary=path) for path, src in self.sources if src not in tried]
-        return fresh[:limit]
+        return Proposal(candidates=tuple(fresh[:limit]), stop_message="" if fresh else "every given program was tried")

@@ -8,42 +8,43 @@
                  validates or the budget is spent. Then the smallest validated candidate
                  meets the sealed set (and the oracle's sealed draw) once: the verdict.
 
-An inducer whose candidates are unordered (LLM samples: `compare_candidates`) has every
-pending candidate of its batch validated too; the smallest validated one is tested.
+An inducer whose candidates are unordered (LLM samples: `Proposal.compare_candidates`) has
+every pending candidate of its batch validated too; the smallest validated one is tested.
+
+The nodes are module-level functions (nodes.py), the routing pure functions of the state
+(routes.py); the live objects reach the nodes as LangGraph's run context (context.py).
+Starting and resuming runs from a user's request is autoconn.api's job.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 
-from autoconn.pipeline.nodes import (
-    Resources,
-    after_check,
-    after_induce,
-    after_test,
-    after_validate,
-    make_nodes,
-    revealed,
-    timed,
-)
+from autoconn.pipeline.context import RunContext
+from autoconn.pipeline.nodes import NODES, revealed, timed
+from autoconn.pipeline.routes import after_check, after_induce, after_test, after_validate
 from autoconn.pipeline.runlog import RunLog
 from autoconn.pipeline.state import InductionState, RunConfig, new_state
 
 STEPS_PER_ATTEMPT = 3  # induce, check, validate at most, per candidate
 
 
-def build_graph(resources: Resources, checkpointer: Any = None) -> Any:
-    nodes = make_nodes(resources)
-    graph = StateGraph(InductionState)
-    for name, node in nodes.items():
-        graph.add_node(name, timed(name, node, resources))
+class RunNotFound(FileNotFoundError):
+    """No checkpoint to resume from: the message names the run and the folder searched."""
+
+
+def build_graph(checkpointer: Any = None) -> Any:
+    graph = StateGraph(InductionState, context_schema=RunContext)
+    for name, node in NODES.items():
+        graph.add_node(name, timed(name, node))
     graph.add_edge(START, "observe")
     graph.add_edge("observe", "induce")
     graph.add_conditional_edges("induce", after_induce, {"check": "check", "finish": "finish"})
@@ -110,45 +111,55 @@ class RunOutcome:
         }
 
 
-def run_induction(resources: Resources, config: Optional[RunConfig] = None, *, resume_run: Optional[str] = None,
-                  runs_dir: str = "runs", force: bool = False) -> RunOutcome:
-    """Starts a run from `config`, or resumes `resume_run` from its last checkpoint (`force`: a
-    resumed run may replace an existing entry of its name, e.g. after losing a same-name race)."""
-    run_id = resume_run or (config or {}).get("run_id")  # type: ignore[union-attr]
-    if not run_id:
-        raise ValueError("either a config or a run id to resume is needed")
-    base = config["runs_dir"] if config else runs_dir
-    run_log = RunLog(base, run_id)
-    if resume_run and not run_log.exists():
-        raise FileNotFoundError(f"no run {run_id!r} under {base}/ (its checkpoint.sqlite is missing)")
-    run_log.create()
-    started = time.monotonic()
+@contextmanager
+def checkpointed(run_log: RunLog) -> Iterator[Any]:
+    """The compiled graph over the run's SQLite checkpoint (closed on the way out)."""
     connection = sqlite3.connect(str(run_log.checkpoint_path), check_same_thread=False)
     try:
-        graph = build_graph(resources, SqliteSaver(connection))
-        thread = {"configurable": {"thread_id": run_id}}
-        if resume_run:
-            saved = graph.get_state(thread)
-            if not saved.values:
-                raise FileNotFoundError(f"run {run_id!r} has no checkpoint to resume from")
-            config = saved.values["config"]
-            if not saved.next:  # already finished: report it again
-                return RunOutcome(run_id, saved.values, 0.0, run_log.log_path)
-            run_log.event("resume", next=list(saved.next))
-            if force and not config.get("force"):
-                config = {**config, "force": True}  # type: ignore[assignment]
-                graph.update_state(thread, {"config": config})
-            payload = None
-        else:
-            run_log.event("start", config=config)
-            payload = new_state(config)  # type: ignore[arg-type]
-        limits = thread | {"recursion_limit": recursion_limit(config["max_attempts"])}  # type: ignore[index]
-        # "sync": each step's checkpoint is on disk before the next step starts, so a run killed at any
-        # moment resumes from the step it was in (LangGraph's default writes them in the background)
-        final = graph.invoke(payload, limits, durability="sync")
+        yield build_graph(SqliteSaver(connection))
     finally:
         connection.close()
-        resources.close()
-    outcome = RunOutcome(run_id, final, time.monotonic() - started, run_log.log_path)
+
+
+def thread(run_id: str) -> dict[str, Any]:
+    return {"configurable": {"thread_id": run_id}}
+
+
+def saved_state(runs_dir: str, run_id: str) -> tuple[InductionState, list[str]]:
+    """The checkpointed state of a run and the nodes it would run next ([] when it finished):
+    the one source of truth for a resume (its config included)."""
+    run_log = RunLog(runs_dir, run_id)
+    if not run_log.exists():
+        raise RunNotFound(f"no run {run_id!r} under {runs_dir}/ (its checkpoint.sqlite is missing)")
+    with checkpointed(run_log) as graph:
+        saved = graph.get_state(thread(run_id))
+    if not saved.values:
+        raise RunNotFound(f"run {run_id!r} has no checkpoint to resume from")
+    return saved.values, list(saved.next)
+
+
+def run_graph(context: RunContext, config: RunConfig, *, resume: bool = False) -> RunOutcome:
+    """Runs `config`'s graph to its end: from the start, or (`resume`) from the run's last
+    checkpoint with `config` replacing the saved one (a resume may only add `force`)."""
+    run_log = RunLog(config["runs_dir"], config["run_id"])
+    run_log.create()
+    started = time.monotonic()
+    try:
+        with checkpointed(run_log) as graph:
+            if resume:
+                saved = graph.get_state(thread(config["run_id"]))
+                run_log.event("resume", next=list(saved.next))
+                graph.update_state(thread(config["run_id"]), {"config": config})
+                payload: Optional[InductionState] = None
+            else:
+                run_log.event("start", config=config)
+                payload = new_state(config)
+            limits = thread(config["run_id"]) | {"recursion_limit": recursion_limit(config["max_attempts"])}
+            # "sync": each step's checkpoint is on disk before the next step starts, so a run killed at any
+            # moment resumes from the step it was in (LangGraph's default writes them in the background)
+            final = graph.invoke(payload, limits, context=context, durability="sync")
+    finally:
+        context.close()
+    outcome = RunOutcome(config["run_id"], final, time.monotonic() - started, run_log.log_path)
     run_log.write_summary(outcome.summary())
     return outcome

@@ -72,7 +72,7 @@ def test_finds_held_out_rules_that_generalise(tmp_path: Path, name: str) -> None
     task = make_rule_task(tmp_path, name, sample(rule, vocab, 60, seed=0))
     split = split_task(task)
     began = time.perf_counter()
-    candidates = SearchInducer().propose(task, split.induction, [], budget_seconds=30, limit=1)
+    candidates = SearchInducer().propose(task, split.induction, [], budget_seconds=30, limit=1).candidates
     assert time.perf_counter() - began < 35
     assert candidates, f"nothing found for {name}"
     assert all(c.origin == "search" and c.summary for c in candidates)
@@ -89,10 +89,10 @@ def test_proposals_are_distinct_and_skip_what_was_tried(tmp_path: Path) -> None:
     task = make_rule_task(tmp_path, "tokens_le_mine", sample(rule, vocab, 60, seed=0))
     split = split_task(task)
     inducer = SearchInducer()
-    first = inducer.propose(task, split.induction, [], budget_seconds=20, limit=3)
+    first = inducer.propose(task, split.induction, [], budget_seconds=20, limit=3).candidates
     assert len(first) >= 2 and len({c.source for c in first}) == len(first)
     feedback = [Feedback(first[0].source, "verify", "held-out mismatch")]
-    second = inducer.propose(task, split.induction, feedback, budget_seconds=20, limit=3)
+    second = inducer.propose(task, split.induction, feedback, budget_seconds=20, limit=3).candidates
     assert second and first[0].source not in {c.source for c in second}
     # The second search goes on past the excluded program, so it may reach cheaper ones than
     # first[1] (the first stopped once it had enough); it never proposes a costlier best.
@@ -110,14 +110,14 @@ def test_counterexamples_join_the_examples(tmp_path: Path) -> None:
     task = make_rule_task(tmp_path, "last", rows)
     induction = tuple(Example(tuple(r["input"]), (r["output"],) * 3) for r in rows[:30])
     inducer = SearchInducer()
-    candidates = inducer.propose(task, induction, [], budget_seconds=20, limit=1)
+    candidates = inducer.propose(task, induction, [], budget_seconds=20, limit=1).candidates
     assert candidates
     longer = ("a", "b", "c", "a", "b")  # a length the induction set never had (max_seq_len is 6)
     program = exec_source(candidates[0].source)
     wrong = rasp.evaluate(program, list(longer))
     feedback = [Feedback(candidates[0].source, "verify", "held-out mismatch",
                          (Counterexample(longer, ("b",) * 5, tuple(wrong)),))]
-    repaired = inducer.propose(task, induction, feedback, budget_seconds=20, limit=1)
+    repaired = inducer.propose(task, induction, feedback, budget_seconds=20, limit=1).candidates
     assert repaired
     fixed = exec_source(repaired[0].source)
     assert rasp.evaluate(fixed, list(longer)) == ["b"] * 5
@@ -129,9 +129,9 @@ def test_gives_up_within_the_budget(tmp_path: Path) -> None:
     rows = [dict(r, output=rng.choice("xyz")) for r in sample(lambda x: "", list("abcd"), 40, seed=2)]
     task = make_rule_task(tmp_path, "noise", rows)
     began = time.perf_counter()
-    assert SearchInducer().propose(task, split_task(task).induction, [], budget_seconds=1.0, limit=3) == []
+    assert SearchInducer().propose(task, split_task(task).induction, [], budget_seconds=1.0, limit=3).candidates == ()
     assert time.perf_counter() - began < 3.0
-    assert SearchInducer().propose(task, split_task(task).induction, [], budget_seconds=1.0, limit=0) == []
+    assert SearchInducer().propose(task, split_task(task).induction, [], budget_seconds=1.0, limit=0).candidates == ()
 
 
 @pytest.mark.slow

@@ -203,16 +203,16 @@ def test_stop_reasons(tmp_path: Path) -> None:
     rng = random.Random(3)
     noise = _task(tmp_path, "noise", lambda x: [rng.choice("xyz") for _ in x], list("abcd"), count=40)
     inducer = SearchInducer()
-    assert inducer.propose(noise, split_task(noise).induction, [], budget_seconds=1.0, limit=1) == []
-    assert inducer.last_stop_reason == "budget"
-    assert "time budget ran out" in inducer.last_stop_message
+    spent = inducer.propose(noise, split_task(noise).induction, [], budget_seconds=1.0, limit=1)
+    assert spent.candidates == () and spent.usage["stop"] == "budget"
+    assert "time budget ran out" in spent.stop_message
     small = SearchInducer(SearchConfig(max_cost=1))
-    assert small.propose(noise, split_task(noise).induction, [], budget_seconds=30.0, limit=1) == []
-    assert small.last_stop_reason == "exhausted"
-    assert "exhausted" in small.last_stop_message
+    exhausted = small.propose(noise, split_task(noise).induction, [], budget_seconds=30.0, limit=1)
+    assert exhausted.candidates == () and exhausted.usage["stop"] == "exhausted"
+    assert "exhausted" in exhausted.stop_message
     easy = _task(tmp_path, "upper", lambda x: [t.upper() for t in x], list("abc"))
-    assert inducer.propose(easy, split_task(easy).induction, [], budget_seconds=10.0, limit=1)
-    assert inducer.last_stop_reason == "found"
+    found = inducer.propose(easy, split_task(easy).induction, [], budget_seconds=10.0, limit=1)
+    assert found.candidates and found.usage["stop"] == "found" and found.stop_message == ""
 
 
 COMPOSED_RULES: dict[str, tuple[Callable[[list[Any]], Any], list[Any]]] = {

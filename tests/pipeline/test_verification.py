@@ -15,12 +15,11 @@ from typing import Any, Sequence
 
 import pytest
 
-from autoconn.inducers.base import Candidate, Feedback
+from autoconn.api import RunRequest, prepare_run
+from autoconn.inducers.base import Feedback, Proposal
 from autoconn.inducers.search import SearchInducer
-from autoconn.pipeline.graph import run_induction
-from autoconn.pipeline.nodes import Resources
-from autoconn.pipeline.runlog import new_run_id
-from autoconn.pipeline.state import RunConfig
+from autoconn.pipeline.context import RunContext
+from autoconn.pipeline.graph import run_graph
 from autoconn.sandbox import open_sandbox
 from autoconn.task import Example, Task, load_task, split_task
 from tests.conftest import REPO, write_jsonl
@@ -159,7 +158,7 @@ class Recording:
         self.seen: list[tuple[Task, list[Example], list[Feedback]]] = []
 
     def propose(self, task: Task, induction: Sequence[Example], feedback: Sequence[Feedback], *, budget_seconds: float,
-                limit: int) -> list[Candidate]:
+                limit: int) -> Proposal:
         self.seen.append((task, list(induction), list(feedback)))
         return self.inner.propose(task, induction, feedback, budget_seconds=budget_seconds, limit=limit)
 
@@ -188,12 +187,11 @@ def test_no_sealed_example_or_sealed_only_value_reaches_the_search(tmp_path: Pat
     task = load_task(path)
     split = split_task(task)
     recording = Recording(SearchInducer())
-    config = RunConfig(run_id=new_run_id("count_a"), task_path=str(path), name="count_a", description=None, max_seq_len=None,
-                       library_dir=str(tmp_path / "lib"), runs_dir=str(tmp_path / "runs"), inducer="search", candidates=[],
-                       sandbox="process", budget_seconds=120, max_attempts=10, batch_size=5, force=False, oracle=None,
-                       sealed_set=True)
-    resources = Resources(inducers={"search": recording}, inducer_chain=["search"], open_sandbox=lambda: open_sandbox("process"))
-    summary = run_induction(resources, config).summary()
+    request = RunRequest(task_path=str(path), library_dir=str(tmp_path / "lib"), runs_dir=str(tmp_path / "runs"),
+                         inducer="search", sandbox="process", budget_seconds=120, max_attempts=10)
+    config = prepare_run(request).config
+    context = RunContext(inducers={"search": recording}, inducer_chain=["search"], open_sandbox=lambda: open_sandbox("process"))
+    summary = run_graph(context, config).summary()
     assert recording.seen, "the inducer was never called"
     sealed_inputs = {e.inputs for e in split.sealed}
     for shown_task, induction, feedback in recording.seen:

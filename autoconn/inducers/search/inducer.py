@@ -1,7 +1,8 @@
 """The offline search as an :class:`~autoconn.inducers.base.Inducer`.
 
 Stateless: the search is deterministic, so a later call finds the same programs again and
-skips the ones already tried (they come back in ``feedback``). Counterexamples reported by
+skips the ones already tried (they come back in ``feedback``); why a call found nothing comes
+back in the Proposal's ``stop_message``. Counterexamples reported by
 verification are examples too; they join the induction examples of the next call, so the
 next search is pruned by them.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from autoconn.inducers.base import Candidate, Feedback
+from autoconn.inducers.base import Candidate, Feedback, Proposal
 from autoconn.inducers.search.enumerator import SearchConfig
 from autoconn.inducers.search.synthesize import synthesize_task
 from autoconn.task import Example, Task
@@ -40,17 +41,13 @@ class SearchInducer:
     def __init__(self, config: SearchConfig | None = None, *, learn_from_counterexamples: bool = True) -> None:
         self.config = config
         self.learn_from_counterexamples = learn_from_counterexamples
-        # Why the last call ended: "found", "budget", "exhausted" or "error: ...", and a
-        # sentence for a person (``last_stop_message``) the pipeline can print when no
-        # candidate came back ("the time budget ran out" rather than "no more candidates").
-        self.last_stop_reason: str = ""
-        self.last_stop_message: str = ""
 
     def propose(self, task: Task, induction: Sequence[Example], feedback: Sequence[Feedback], *,
-                budget_seconds: float, limit: int) -> list[Candidate]:
-        """Up to ``limit`` new matching programs, best first; [] when none is found in time."""
+                budget_seconds: float, limit: int) -> Proposal:
+        """Up to ``limit`` new matching programs, best first; none when none is found in time
+        (``stop_message`` then says why: budget spent, space exhausted, tables refused)."""
         if limit <= 0:
-            return []
+            return Proposal()
         tried = {fb.source for fb in feedback}
         examples = list(induction)
         if self.learn_from_counterexamples:
@@ -58,10 +55,8 @@ class SearchInducer:
         try:
             result = synthesize_task(task, examples, budget_seconds=budget_seconds, want=limit, exclude=tried,
                                      config=self.config)
-        except Exception as err:  # noqa: BLE001 - reported as the stop reason, then raised as before
-            self.last_stop_reason = f"error: {type(err).__name__}: {err}"
-            self.last_stop_message = f"the search failed: {type(err).__name__}: {err}"
-            raise
-        self.last_stop_reason = result.stop_reason
-        self.last_stop_message = result.why_stopped
-        return [Candidate(source=f.source, origin=self.name, summary=f.summary) for f in result.found[:limit]]
+        except Exception as err:  # noqa: BLE001 - a search bug ends this inducer's turn, with the reason
+            return Proposal(error=f"{type(err).__name__}: {err}")
+        found = tuple(Candidate(source=f.source, origin=self.name, summary=f.summary) for f in result.found[:limit])
+        return Proposal(candidates=found, stop_message="" if found else result.why_stopped,
+                        usage={"stop": result.stop_reason})

@@ -1,0 +1,311 @@
+"""The one way to do each of AutoCoNN's jobs from Python: start or resume an induction run, check
+a hand-written program, register a checked CoNN, re-verify an entry against an oracle.
+
+The command line and `autoconn bench` only parse, call these and print. Every function checks
+its request before any work and raises an error whose message says what to do
+(:class:`RequestError`, TaskError, OracleError, LibraryError, FusionSpecError, InducerUnavailable);
+the CLI turns each into one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+from autoconn.checking import check_source, conn_metadata, display_graph, fusion_for_task
+from autoconn.conn.artifact import Library, LibraryEntry, LibraryError, check_name
+from autoconn.conn.compile import CompileSettings, default_settings
+from autoconn.conn.verify import by_length, score_runtime
+from autoconn.faults import kill_point
+from autoconn.fusion.metadata import FusionSpecError
+from autoconn.inducers import make_inducers
+from autoconn.oracle import OracleDraw, OracleSpec, check_oracle, load_rule, make_draw
+from autoconn.pipeline.context import EventSink, RunContext, Sandbox, ignore_event
+from autoconn.pipeline.graph import RunOutcome, run_graph, saved_state
+from autoconn.pipeline.runlog import new_run_id
+from autoconn.pipeline.state import RunConfig
+from autoconn.task import MIN_THREE_SETS, Limits, Task, load_task, split_task
+from autoconn.verdict import make_record, oracle_block, proven_length, statement
+
+CANDIDATES_PER_CALL = 5  # candidates asked of an inducer per call (the LLM asks for its --samples of them)
+SANDBOX_CHOICES = ("auto", "docker", "process")
+
+
+class RequestError(ValueError):
+    """A request that cannot run as asked; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything a user can ask of one induction run (the flags of `autoconn induce`)."""
+
+    task_path: str
+    name: Optional[str] = None
+    description: Optional[str] = None
+    max_seq_len: Optional[int] = None
+    library_dir: str = "generated_conns"
+    runs_dir: str = "runs"
+    inducer: str = "auto"
+    candidates: tuple[str, ...] = ()  # program files, for the files inducer
+    sandbox: str = "auto"
+    budget_seconds: float = 300.0
+    max_attempts: int = 40
+    force: bool = False
+    oracle: Optional[str] = None  # FILE.py:FUNC
+    sealed: bool = True  # False: --no-sealed
+    limits: Limits = field(default_factory=Limits)
+    fusion: Mapping[str, Any] = field(default_factory=dict)  # FusionOverrides.to_json()
+    llm: Mapping[str, Any] = field(default_factory=dict)  # model, base_url, samples, temperature, max_tokens
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A checked request: the task read, the oracle checked against it, the config a run records."""
+
+    task: Task
+    config: RunConfig
+
+
+def prepare_run(request: RunRequest, *, check_oracle_with: Callable[[OracleSpec, Task], Any] = check_oracle) -> PreparedRun:
+    """Every check that can fail before any search: flags, the task file and its three sets, the
+    name, the library, the oracle, the fusion overrides, the program files."""
+    if request.sandbox not in SANDBOX_CHOICES:
+        raise RequestError(f"--sandbox {request.sandbox!r}: choose auto, docker or process")
+    if not math.isfinite(request.budget_seconds) or request.budget_seconds <= 0:
+        raise RequestError(f"--budget {request.budget_seconds}: give a finite number of seconds above 0")
+    if request.max_attempts < 1:
+        raise RequestError("--max-attempts must be at least 1")
+    task = load_task(request.task_path, name=request.name, description=request.description,
+                     max_seq_len=request.max_seq_len, limits=request.limits)
+    check_name(task.name)
+    oracle = OracleSpec.parse(request.oracle) if request.oracle else None
+    if oracle is not None:
+        check_oracle_with(oracle, task)
+    sealed_set = request.sealed and (oracle is None or len(task.examples) >= MIN_THREE_SETS)
+    split_task(task, sealed=sealed_set)  # a file too small for its sets is refused now
+    library = Library(request.library_dir)
+    library.check_writable()
+    if library.exists(task.name) and not request.force:
+        raise RequestError(f"a CoNN named {task.name!r} already exists in {request.library_dir}; "
+                           "pick another --name or pass --force")
+    try:
+        fusion_for_task(task.name, task, dict(request.fusion))
+    except FusionSpecError as error:
+        raise FusionSpecError(f"fusion: {error}") from None
+    for path in request.candidates:
+        if not Path(path).is_file():
+            raise RequestError(f"--candidate {path}: no such file")
+    config = RunConfig(run_id=new_run_id(task.name), task_path=str(request.task_path), name=task.name,
+                       description=request.description, max_seq_len=request.max_seq_len,
+                       library_dir=str(request.library_dir), runs_dir=str(request.runs_dir), inducer=request.inducer,
+                       candidates=[str(p) for p in request.candidates], sandbox=request.sandbox,
+                       budget_seconds=float(request.budget_seconds), max_attempts=request.max_attempts,
+                       batch_size=CANDIDATES_PER_CALL, force=request.force, fusion=dict(request.fusion),
+                       llm=llm_options(request.llm, request.library_dir),
+                       oracle=str(oracle) if oracle else None, sealed_set=sealed_set)
+    return PreparedRun(task, config)
+
+
+def llm_options(llm: Mapping[str, Any], library_dir: str) -> dict[str, Any]:
+    """The LLM flags a run records (never a key): the ones given, and where its demonstrations come from."""
+    return {k: v for k, v in llm.items() if v is not None and k != "api_key"} | {"library_dir": str(library_dir)}
+
+
+def run_context(config: RunConfig, *, on_event: Optional[EventSink] = None, sandbox: Optional[Sandbox] = None) -> RunContext:
+    """The live objects of a run: its inducers and a sandbox (a shared one is never closed by the run)."""
+    from autoconn.sandbox import open_sandbox
+
+    inducers, chain = make_inducers(config["inducer"], config["candidates"], config.get("llm"))
+    if sandbox is not None:
+        shared = sandbox
+        return RunContext(inducers=inducers, inducer_chain=chain, open_sandbox=lambda: shared,
+                          on_event=on_event or ignore_event, owns_sandbox=False)
+    kind = config["sandbox"]
+    return RunContext(inducers=inducers, inducer_chain=chain, open_sandbox=lambda: open_sandbox(kind),
+                      on_event=on_event or ignore_event)
+
+
+def start_run(request: RunRequest | PreparedRun, *, on_event: Optional[EventSink] = None,
+              sandbox: Optional[Sandbox] = None) -> RunOutcome:
+    """Checks the request (unless already prepared), then runs the pipeline to a verdict:
+    registered, or failed with the reason."""
+    prepared = request if isinstance(request, PreparedRun) else prepare_run(request)
+    context = run_context(prepared.config, on_event=on_event, sandbox=sandbox)
+    return run_graph(context, prepared.config)
+
+
+def resume_run(run_id: str, *, runs_dir: str = "runs", force: bool = False, llm: Optional[Mapping[str, Any]] = None,
+               on_event: Optional[EventSink] = None, sandbox: Optional[Sandbox] = None) -> RunOutcome:
+    """Continues an interrupted run from its last checkpoint, with the config it started with (the
+    checkpoint is the only source); `force` may replace a same-name entry, `llm` may point the LLM
+    inducer elsewhere (a new endpoint or model). A finished run is reported again."""
+    state, following = saved_state(runs_dir, run_id)
+    config = state["config"]
+    if not following:
+        from autoconn.pipeline.runlog import RunLog
+
+        return RunOutcome(run_id, state, 0.0, RunLog(runs_dir, run_id).log_path)
+    changes: dict[str, Any] = {"runs_dir": str(runs_dir)}
+    if force:
+        changes["force"] = True
+    if llm:
+        changes["llm"] = dict(config.get("llm") or {}) | {k: v for k, v in llm.items() if v is not None and k != "api_key"}
+    config = RunConfig(**(dict(config) | changes))  # type: ignore[typeddict-item]
+    Library(config["library_dir"]).check_writable()
+    context = run_context(config, on_event=on_event, sandbox=sandbox)
+    return run_graph(context, config, resume=True)
+
+
+def register_checked(library_dir: str, name: str, source: str, task: Task, settings: CompileSettings, *,
+                     size: Mapping[str, Any], spec: Mapping[str, Any], weights: str, verified: Mapping[str, Any],
+                     provenance: Mapping[str, Any], fusion: Optional[Mapping[str, Any]] = None, force: bool = False,
+                     run_id: Optional[str] = None, graph: Optional[dict[str, Any]] = None,
+                     induction: Optional[dict[str, Any]] = None) -> LibraryEntry:
+    """Writes a checked CoNN to the library in one transaction (program, conn.json, weights, graph):
+    the register node and `check --register` both come here."""
+    fusion_spec = fusion_for_task(name, task, fusion, output_values=spec.get("output_decoding")).to_json()
+    meta = conn_metadata(task, settings, dict(size), dict(spec), dict(verified), dict(provenance), fusion=fusion_spec)
+    if induction is not None:
+        meta["induction"] = induction
+    kill_point("register:before-write")
+    try:
+        return Library(library_dir).write(name, source, meta, weights_file=weights, force=force, run_id=run_id, graph=graph)
+    except LibraryError as error:
+        if run_id is None:
+            raise
+        # the verdict stays checkpointed: a resume can still register it
+        raise LibraryError(f"{error}\n  the verified CoNN is kept with run {run_id}: `autoconn induce --resume {run_id}` "
+                           "registers it once this is fixed (add --force to replace the other entry)") from None
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Where and how `check_program` registers a program that verifies."""
+
+    name: str
+    library_dir: str = "generated_conns"
+    force: bool = False
+    fusion: Mapping[str, Any] = field(default_factory=dict)
+
+
+def check_program(program: str | Path, task_path: str | Path, *, oracle: Optional[str] = None,
+                  max_seq_len: Optional[int] = None, sandbox: str = "auto", limits: Limits = Limits(),
+                  register: Optional[Registration] = None,
+                  on_start: Callable[[Task], None] = lambda task: None) -> dict[str, Any]:
+    """Compiles a hand-written program in the sandbox and scores its weights here on every example
+    of the task (and the oracle's inputs); registers it when it verifies and `register` is given.
+    Returns the `check --json` object. Nothing was held out from the program's author, so the
+    record says so; the oracle's draw was held out from everyone."""
+    from autoconn.sandbox import open_sandbox
+
+    if sandbox not in SANDBOX_CHOICES:
+        raise RequestError(f"--sandbox {sandbox!r}: choose auto, docker or process")
+    task = load_task(task_path, max_seq_len=max_seq_len, limits=limits)
+    program = Path(program)
+    if not program.is_file():
+        raise RequestError(f"{program}: no such program file")
+    try:
+        source = program.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RequestError(f"{program}: not UTF-8 text") from None
+    if register is not None:
+        check_name(register.name)
+        library = Library(register.library_dir)
+        library.check_writable()
+        if library.exists(register.name) and not register.force:
+            raise RequestError(f"a CoNN named {register.name!r} already exists in {register.library_dir}; "
+                               "pick another name or pass --force")
+        try:
+            fusion_for_task(register.name, task, dict(register.fusion))  # fail before compiling, not after
+        except FusionSpecError as error:
+            raise FusionSpecError(f"fusion: {error}") from None
+    draw: Optional[OracleDraw] = None
+    if oracle:
+        spec = OracleSpec.parse(oracle)
+        check_oracle(spec, task)
+        draw = make_draw(load_rule(spec), spec, task.input_vocab, task.output_kind, task.max_seq_len, "sealed", task.sha256)
+    settings = default_settings(task.max_seq_len)
+    on_start(task)
+    with open_sandbox(sandbox) as box:  # open until registered: the weights live in its exchange dir
+        outcome = check_source(box, source, task, settings, task.examples, oracle=draw.examples if draw else ())
+        record = None
+        if outcome.verification is not None:
+            oracle_json = None
+            if draw is not None and outcome.oracle is not None:
+                oracle_json = oracle_block(str(oracle), by_length(draw.examples, outcome.oracle), draw.exhaustive_lengths,
+                                           draw.outside_domain, task.max_seq_len)
+            record = make_record(how="oracle" if oracle_json else "examples", held_out=oracle_json is not None,
+                                 compiled_max_seq_len=task.max_seq_len, sealed=None, validation=outcome.verification,
+                                 validation_revealed=0, oracle=oracle_json)
+        result = outcome.result
+        summary: dict[str, Any] = {
+            "status": "verified" if outcome.passed else "failed",
+            "program": str(program), "task": task.path, "sandbox": box.backend, "stage": result.stage,
+            "error": result.error or outcome.problem, "size": result.size,
+            "verification": outcome.verification.to_json(examples="task") if outcome.verification else None,
+            "oracle": outcome.oracle.to_json(examples="oracle") if outcome.oracle else None,
+            "verified": record, "verified_length": record["max_length"] if record and outcome.passed else None,
+            "seconds": round(result.seconds, 3),
+        }
+        if outcome.passed and register is not None and record is not None:
+            entry = register_checked(register.library_dir, register.name, source, task, settings, size=result.size or {},
+                                     spec=result.spec or {}, weights=result.weights_path, verified=record,
+                                     provenance={"inducer": "hand-written",
+                                                 "checked_with": f"autoconn check ({box.backend} sandbox)"},
+                                     fusion=register.fusion, force=register.force, graph=display_graph(result))
+            summary["registered"] = str(entry.program_path)
+    return summary
+
+
+@dataclass(frozen=True)
+class Reverification:
+    """What `verify` found: whether the oracle agreed everywhere, the new record, the first failures."""
+
+    name: str
+    passed: bool
+    verified: dict[str, Any]
+    failures: list[dict[str, Any]]  # the shortest first, at most five
+    total: int  # oracle inputs run
+    correct: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "verified": self.verified, "failures": self.failures}
+
+
+def verify(name: str, oracle: str, *, library_dir: str = "generated_conns",
+           on_start: Callable[[int], None] = lambda compiled: None) -> Reverification:
+    """Re-verifies a registered CoNN from its stored weights (no recompiling) against the oracle at
+    every compiled length, and records how far it is now proven (lower when the oracle finds a
+    wrong answer, higher when it covers lengths the examples did not)."""
+    library = Library(library_dir)
+    entry = library.get(name)
+    spec = OracleSpec.parse(oracle)
+    meta = entry.meta
+    task_meta = meta.get("task") or {}
+    task_path = task_meta.get("path")
+    if task_path and Path(task_path).is_file():
+        task = load_task(task_path, max_seq_len=int(meta["max_seq_len"]))
+        if task.sha256 == task_meta.get("sha256"):
+            check_oracle(spec, task)  # the rule must agree with the examples the CoNN came from
+    rule = load_rule(spec)
+    compiled = int(meta["max_seq_len"])
+    on_start(compiled)
+    draw = make_draw(rule, spec, entry.spec.vocab, str(meta.get("output_kind")), compiled, "sealed",
+                     str(task_meta.get("sha256") or meta.get("source_sha256")))
+    scored = score_runtime(entry.runtime(), draw.examples, meta.get("output_kind"))  # type: ignore[arg-type]
+    record = dict(meta.get("verified") or {"sealed": None, "validation": None, "validation_revealed": 0,
+                                           "earlier_verification": meta.get("verification")})
+    record["oracle"] = oracle_block(str(spec), by_length(draw.examples, scored), draw.exhaustive_lengths,
+                                    draw.outside_domain, compiled)
+    record.update(how="oracle", held_out=True, compiled_max_seq_len=compiled)
+    record["max_length"] = proven_length(record["oracle"], record.get("sealed"), record.get("validation"), True)
+    record["statement"] = statement(record)
+    library.update_meta(name, {"verified": record})
+    failures = [f.to_json() for f in sorted(scored.failures, key=lambda f: len(f.inputs))[:5]]
+    return Reverification(name, scored.passed, record, failures, scored.total, scored.correct)
+
+
+__all__ = ["CANDIDATES_PER_CALL", "PreparedRun", "Registration", "RequestError", "Reverification", "RunOutcome",
+           "RunRequest", "check_program", "prepare_run", "register_checked", "resume_run", "start_run", "verify"]
