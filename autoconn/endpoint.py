@@ -12,8 +12,9 @@ for the run summary.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import openai
 
@@ -32,20 +33,20 @@ class EndpointConfig:
     """Where and how to reach the model. Plain data, safe to print or log: the key is a Secret."""
 
     model: str
-    base_url: Optional[str] = None
+    base_url: str | None = None
     api_key: Secret = LOCAL_API_KEY
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     max_retries: int = DEFAULT_MAX_RETRIES
 
     @classmethod
-    def from_environment(cls, *, model: Optional[str] = None, base_url: Optional[str] = None,
-                         timeout_seconds: Optional[float] = None, max_retries: Optional[int] = None) -> "EndpointConfig":
+    def from_environment(cls, *, model: str | None = None, base_url: str | None = None,
+                         timeout_seconds: float | None = None, max_retries: int | None = None) -> EndpointConfig:
         """The user's settings, read now, with these flags (not None) in their place."""
         return cls.from_settings(user_settings.load().with_flags(model=model, base_url=base_url, llm_timeout=timeout_seconds,
                                                                  llm_retries=max_retries))
 
     @classmethod
-    def from_settings(cls, settings: user_settings.Settings) -> "EndpointConfig":
+    def from_settings(cls, settings: user_settings.Settings) -> EndpointConfig:
         """Raises EndpointError when no model is named, or OpenAI's own API is meant and no key is set."""
         if not settings.model:
             raise EndpointError(
@@ -85,13 +86,13 @@ class EndpointUsage:
     completion_tokens: int = 0
     seconds: float = 0.0
 
-    def since(self, before: "EndpointUsage") -> "EndpointUsage":
+    def since(self, before: EndpointUsage) -> EndpointUsage:
         """What was used after `before` (a copy taken earlier with `snapshot`)."""
         return EndpointUsage(self.calls - before.calls, self.failed_calls - before.failed_calls,
                              self.prompt_tokens - before.prompt_tokens, self.completion_tokens - before.completion_tokens,
                              self.seconds - before.seconds)
 
-    def snapshot(self) -> "EndpointUsage":
+    def snapshot(self) -> EndpointUsage:
         return replace(self)
 
     def to_json(self) -> dict[str, Any]:
@@ -111,7 +112,7 @@ class ChatEndpoint:
 
     config: EndpointConfig
     usage: EndpointUsage = field(default_factory=EndpointUsage)
-    _client: Optional[openai.OpenAI] = field(default=None, repr=False, compare=False)
+    _client: openai.OpenAI | None = field(default=None, repr=False, compare=False)
 
     def client(self) -> openai.OpenAI:
         if self._client is None:
@@ -129,9 +130,9 @@ class ChatEndpoint:
         *,
         n: int = 1,
         temperature: float = 0.0,
-        max_tokens: Optional[int] = None,
-        stop: Optional[Sequence[str]] = None,
-        timeout_seconds: Optional[float] = None,
+        max_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+        timeout_seconds: float | None = None,
     ) -> ChatResult:
         """One call; `n` choices. Raises EndpointError once the client's retries are spent."""
         request: dict[str, Any] = {"model": self.config.model, "messages": list(messages), "temperature": temperature}

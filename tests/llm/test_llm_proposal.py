@@ -5,6 +5,7 @@ inducer keeps nothing between calls. Real HTTP through `openai` to the local ser
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def make_inducer(server: OpenAIServer, tmp_path: Path, **settings: Any) -> LLMIn
                                                         **({"samples": 1} | settings)))
 
 
-def propose(inducer: LLMInducer, task: Task, feedback: list[Feedback] = ()) -> Proposal:
+def propose(inducer: LLMInducer, task: Task, feedback: Sequence[Feedback] = ()) -> Proposal:
     return inducer.propose(task, task.examples, list(feedback), budget_seconds=60, limit=5)
 
 

@@ -14,8 +14,9 @@ produced (its transcript, what it used, why it stopped, an endpoint failure) is 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from autoconn import settings as user_settings
 from autoconn.endpoint import ChatEndpoint, EndpointConfig, EndpointError
@@ -45,7 +46,7 @@ class LLMSettings:
     """How the inducer samples: the user's settings (flags, then variables) plus fixed prompt sizes."""
 
     samples: int = user_settings.DEFAULT_SAMPLES  # candidates asked per round (n)
-    temperature: Optional[float] = None  # None: default_temperature(samples)
+    temperature: float | None = None  # None: default_temperature(samples)
     fewshot: int = user_settings.DEFAULT_FEWSHOT  # library demonstrations in the prompt
     max_examples: int = 40  # induction examples shown
     repair_turns: int = 2  # earlier failed rounds replayed as conversation (all are listed on one line each)
@@ -63,7 +64,7 @@ class LLMSettings:
                 "max_tokens": self.max_tokens, "fewshot": self.fewshot, "max_examples": self.max_examples}
 
     @classmethod
-    def from_settings(cls, settings: user_settings.Settings, *, library_dir: Optional[str] = None) -> "LLMSettings":
+    def from_settings(cls, settings: user_settings.Settings, *, library_dir: str | None = None) -> LLMSettings:
         return cls(samples=settings.llm_samples, temperature=settings.llm_temperature, fewshot=settings.llm_fewshot,
                    max_tokens=settings.llm_max_tokens, library_dir=library_dir or cls.library_dir)
 
@@ -84,9 +85,9 @@ class LLMInducer:
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_environment(cls, *, model: Optional[str] = None, base_url: Optional[str] = None,
-                         samples: Optional[int] = None, temperature: Optional[float] = None,
-                         max_tokens: Optional[int] = None, library_dir: Optional[str] = None) -> "LLMInducer":
+    def from_environment(cls, *, model: str | None = None, base_url: str | None = None,
+                         samples: int | None = None, temperature: float | None = None,
+                         max_tokens: int | None = None, library_dir: str | None = None) -> LLMInducer:
         """The user's settings, read now, with the flags given (not None) in their place."""
         chosen = user_settings.load().with_flags(model=model, base_url=base_url, llm_samples=samples,
                                                  llm_temperature=temperature, llm_max_tokens=max_tokens)
@@ -138,7 +139,7 @@ class _Call:
     stop_message: str = ""
     error: str = ""
 
-    def run(self) -> "_Call":
+    def run(self) -> _Call:
         settings = self.inducer.settings
         demos = choose_demonstrations(self.task, settings.library_dir, settings.fewshot, induction=self.induction,
                                       cache=self.inducer._cache)
