@@ -30,9 +30,20 @@ from langgraph.graph import END, START, StateGraph
 
 from autoconn.pipeline.context import RunContext
 from autoconn.pipeline.nodes import NODES, revealed, timed
-from autoconn.pipeline.routes import after_check, after_induce, after_test, after_validate
+from autoconn.pipeline.routes import (
+    after_check,
+    after_induce,
+    after_test,
+    after_validate,
+)
 from autoconn.pipeline.runlog import RunLog
-from autoconn.pipeline.state import CheckedCandidate, InductionState, RunConfig, new_state
+from autoconn.pipeline.state import (
+    CheckedCandidate,
+    InductionState,
+    RunConfig,
+    new_state,
+)
+from autoconn.verdict import verdict_counts
 
 STEPS_PER_ATTEMPT = 3  # induce, check, validate at most, per candidate
 
@@ -76,10 +87,8 @@ class RunOutcome:
         winner: CheckedCandidate = state.get("verified") or CheckedCandidate()
         tested: CheckedCandidate = state.get("tested") or CheckedCandidate()
         record = winner.get("verified") or tested.get("verified") or {}
-        sealed, oracle = record.get("sealed") or {}, record.get("oracle") or {}
         task = state.get("task_summary", {})
-        verdict_total = int(sealed.get("total", 0)) + int(oracle.get("inputs", 0))
-        verdict_correct = int(sealed.get("correct", 0)) + sum(int(r["correct"]) for r in oracle.get("lengths", []))
+        verdict_correct, verdict_total = verdict_counts({"verified": record}) if record.get("held_out") else (0, 0)
         verified = state.get("status") == "verified"
         return {
             "status": "verified" if verified else "failed",
