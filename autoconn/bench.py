@@ -13,14 +13,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from autoconn.api import RunRequest, prepare_run, start_run
 from autoconn.conn.artifact import LibraryError
-from autoconn.inducers import make_inducers
-from autoconn.oracle import OracleError, OracleSpec, check_oracle, has_rule
-from autoconn.pipeline.graph import run_induction
-from autoconn.pipeline.nodes import Resources
-from autoconn.pipeline.runlog import new_run_id
-from autoconn.pipeline.state import RunConfig
-from autoconn.task import MIN_THREE_SETS, TaskError, load_task, split_task
+from autoconn.oracle import OracleError, OracleSpec, has_rule
+from autoconn.task import TaskError
 
 TIERS = ("easy", "medium", "hard")
 
@@ -96,30 +92,22 @@ def run_bench(directory: Path, *, inducer: str, open_sandbox: Callable[[], Any],
         for path in task_files(directory, only):
             on_task(path.stem, None)
             tier = tiers.get(path.stem, "?")
+            request = RunRequest(task_path=str(path), library_dir=str(scratch / "conns"), runs_dir=str(scratch / "runs"),
+                                 inducer=inducer, budget_seconds=budget, max_attempts=max_attempts, force=True,
+                                 oracle=oracle_for(oracle_file, path.stem), llm=dict(llm_options or {}))
             try:
-                task = load_task(path)
-                oracle = oracle_for(oracle_file, path.stem)
-                if oracle:
-                    check_oracle(OracleSpec.parse(oracle), task)
-                sealed_set = oracle is None or len(task.examples) >= MIN_THREE_SETS
-                split_task(task, sealed=sealed_set)
+                prepared = prepare_run(request)
             except (TaskError, OracleError) as error:
                 rows.append(failed_row(path, tier, f"bad task file: {error}"))
                 on_task(path.stem, rows[-1])
                 continue
-            inducers, chain = make_inducers(inducer, (), llm_options)
-            resources = Resources(inducers=inducers, inducer_chain=chain, open_sandbox=lambda: sandbox, owns_sandbox=False)
-            config = RunConfig(run_id=new_run_id(task.name), task_path=str(path), name=task.name, description=None,
-                               max_seq_len=None, library_dir=str(scratch / "conns"), runs_dir=str(scratch / "runs"),
-                               inducer=inducer, candidates=[], sandbox="shared", budget_seconds=budget,
-                               max_attempts=max_attempts, batch_size=5, force=True, llm=dict(llm_options or {}),
-                               oracle=oracle, sealed_set=sealed_set)
             try:
-                summary = run_induction(resources, config).summary()
+                summary = start_run(prepared, sandbox=sandbox).summary()
             except (TaskError, OracleError, LibraryError) as error:
                 rows.append(failed_row(path, tier, f"{type(error).__name__}: {error}"))
                 on_task(path.stem, rows[-1])
                 continue
+            task = prepared.task
             rows.append(BenchRow(task=task.name, tier=tier, solved=summary["status"] == "verified",
                                  seconds=float(summary["seconds"]), attempts=int(summary["attempts"]),
                                  layers=summary["layers"], parameters=summary["parameters"],

@@ -555,7 +555,7 @@ def show(
     say(f"  found by:  {prov.get('inducer')}" + (f" (run {prov['run_id']}: {prov.get('run_log')})" if prov.get("run_id") else ""))
     fusion = meta.get("fusion") or {}
     say(f"  fusion:    {fusion.get('operand_start')}OPERAND{fusion.get('trigger')} (split {fusion.get('split')})" if fusion
-        else f"  fusion:    not set (autoconn register {name})")
+        else f"  fusion:    not set (autoconn set-fusion {name})")
     say("")
     say(entry.program_path.read_text(encoding="utf-8"))
 
@@ -579,7 +579,7 @@ def run(
     vocab = entry.spec.vocab
     if (input_file is None) == (not tokens):
         fail_usage("give the input tokens or --input-file FILE (not both)")
-    batch, where = _read_inputs(input_file, vocab) if input_file is not None else ([_parse_words(tokens, vocab)], [""])
+    batch, where = _read_inputs(input_file, vocab) if input_file is not None else ([_parse_words(tokens or [], vocab)], [""])
     proven, compiled = entry.verified_length, entry.spec.max_seq_len
     beyond = [row for row, inputs in enumerate(batch) if len(inputs) > proven]
     if beyond and not unverified_lengths:
@@ -594,8 +594,8 @@ def run(
         runtime = entry.runtime()
         outputs = runtime.run(batch)
     except (ConnInputError, LibraryError) as error:
-        row = getattr(error, "row", None)
-        fail_usage(f"{name}: {where[row] if row is not None else ''}{error}")
+        failed_row: Optional[int] = getattr(error, "row", None)
+        fail_usage(f"{name}: {where[failed_row] if failed_row is not None else ''}{error}")
     if input_file is not None:
         lines = (json.dumps({"name": name, "input": i, "output": o, "verified": len(i) <= proven}, default=str) if as_json
                  else " ".join(map(_format_value, o)) for i, o in zip(batch, outputs))
@@ -621,7 +621,9 @@ def _read_inputs(path: Path, vocab: list[Any]) -> tuple[list[list[Any]], list[st
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         fail_usage(f"cannot read {path}: {error}")
-    batch, where, cache = [], [], {}
+    batch: list[list[Any]] = []
+    where: list[str] = []
+    cache: dict[str, Any] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -643,7 +645,7 @@ def _format_value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-@app.command("register")
+@app.command("set-fusion")
 def register_fusion(
     name: str = typer.Argument(..., help="A registered CoNN."),
     trigger: Trigger = None,
@@ -654,7 +656,8 @@ def register_fusion(
     out_dir: LibraryDir = Path("generated_conns"),
     as_json: bool = typer.Option(False, "--json", help="Print the new fusion spec as JSON."),
 ) -> None:
-    """Set how a registered CoNN is called from text: the defaults plus the flags given (replaces the old spec)."""
+    """Set how a registered CoNN is called from text: the defaults plus the flags given (replaces the old spec).
+    (Adding a CoNN to the library is `induce`, or `check --register`.)"""
     from autoconn.fusion.metadata import (
         FusionSpecError,
         build_spec,
@@ -684,6 +687,10 @@ def register_fusion(
     else:
         out.print(f"{name}: {spec.operand_start}OPERAND{spec.trigger} (split {spec.split}, writes {spec.output.positions} "
                   f"output(s) joined by {spec.output.join!r})", highlight=False, markup=False)
+
+
+# The old name, kept for scripts; it clashed with `check --register` (which adds to the library).
+app.command("register", hidden=True, deprecated=True, help="Renamed: use `autoconn set-fusion`.")(register_fusion)
 
 
 @app.command()

@@ -37,7 +37,7 @@ def library(tmp_path: Path) -> Path:
     (["--operand-start", "rev\t("], "newline or another control character"),
 ])
 def test_fusion_markers_that_cannot_work_are_refused(tmp_path: Path, library: Path, flags: list[str], message: str):
-    result = autoconn("register", "reverse", *flags, "--out", str(library), cwd=tmp_path)
+    result = autoconn("set-fusion", "reverse", *flags, "--out", str(library), cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 

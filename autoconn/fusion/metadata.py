@@ -106,7 +106,7 @@ class FusionSpec:
                        output=OutputFormat(positions=output["positions"], join=str(output["join"])))
         except (KeyError, TypeError, AttributeError) as error:
             raise FusionSpecError(f"fusion metadata is incomplete ({error!r} missing or malformed); "
-                                  f"reset it with `autoconn register NAME`") from None
+                                  f"reset it with `autoconn set-fusion NAME`") from None
 
     def parse_operand(self, text: str) -> tuple[Token, ...] | str:
         """The CoNN tokens the operand text stands for, or why it does not read as tokens."""
@@ -213,7 +213,7 @@ def validate(spec: FusionSpec, vocab: Sequence[Token]) -> None:
     if spec.output.join not in JOINS:
         raise FusionSpecError(f"output join {spec.output.join!r}: choose '' (no separator) or ' ' (a space)")
     if not spec.token_map:
-        raise FusionSpecError("the token map is empty: no operand could ever be read; reset it with `autoconn register NAME`")
+        raise FusionSpecError("the token map is empty: no operand could ever be read; reset it with `autoconn set-fusion NAME`")
     for text, token in spec.token_map.items():
         if not any(same_token(token, v) for v in vocab):
             raise FusionSpecError(f"token map sends {text!r} to {token!r}, which is not in the CoNN's vocab {list(vocab)}; "
@@ -273,7 +273,7 @@ def check_together(specs: Mapping[str, FusionSpec]) -> None:
         if key in seen:
             raise FusionSpecError(f"{seen[key]!r} and {name!r} both use operand start {spec.operand_start!r} and trigger "
                                   f"{spec.trigger!r}, so the text cannot say which to call; give one of them another "
-                                  f"with `autoconn register {name} --operand-start TEXT`")
+                                  f"with `autoconn set-fusion {name} --operand-start TEXT`")
         seen[key] = name
 
 

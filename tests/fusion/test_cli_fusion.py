@@ -1,4 +1,4 @@
-"""`autoconn register` and `autoconn fuse`: real library copies, real HTTP for --lm openai."""
+"""`autoconn set-fusion` and `autoconn fuse`: real library copies, real HTTP for --lm openai."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def conn_json(library: Path, name: str) -> dict:
 
 def test_register_replaces_the_fusion_spec_and_the_index_summary(library_copy: Path):
     before_program = (library_copy / "sort" / "program.py").read_text()
-    result = invoke("register", "sort", "--trigger", " =>", "--operand-start", "SORT[", "--output-join", " ",
+    result = invoke("set-fusion", "sort", "--trigger", " =>", "--operand-start", "SORT[", "--output-join", " ",
                     "--out", str(library_copy), "--json")
     assert result.exit_code == 0, result.stderr
     fusion = conn_json(library_copy, "sort")["fusion"]
@@ -34,7 +34,7 @@ def test_register_replaces_the_fusion_spec_and_the_index_summary(library_copy: P
     assert index["sort"]["fusion"] == {"operand_start": "SORT[", "trigger": " =>", "split": "char"}
     assert index["reverse"]["fusion"]["operand_start"] == "reverse("  # other entries untouched
     assert (library_copy / "sort" / "program.py").read_text() == before_program
-    reset = invoke("register", "sort", "--out", str(library_copy))  # no flags: back to the defaults
+    reset = invoke("set-fusion", "sort", "--out", str(library_copy))  # no flags: back to the defaults
     assert reset.exit_code == 0 and conn_json(library_copy, "sort")["fusion"]["trigger"] == ")="
 
 
@@ -44,16 +44,16 @@ def test_register_refuses_bad_specs_and_writes_nothing(library_copy: Path):
     for args, message in [(["--trigger", "2)"], "can be written with operand text"),
                           (["--split", "space", "--trigger", ""], "trigger is empty"),
                           (["--output-positions", "middle"], "choose all, first or last")]:
-        result = invoke("register", "sort", *args, "--out", str(library_copy))
+        result = invoke("set-fusion", "sort", *args, "--out", str(library_copy))
         assert result.exit_code == 2 and message in result.stderr, result.stderr
-    missing = invoke("register", "nope", "--out", str(library_copy))
+    missing = invoke("set-fusion", "nope", "--out", str(library_copy))
     assert missing.exit_code == 2 and "no CoNN named 'nope'" in missing.stderr
     assert (library_copy / "sort" / "conn.json").read_text() == before
     assert (library_copy / "index.json").read_text() == index_before
 
 
 def test_register_notes_a_clash_and_fuse_refuses_it(library_copy: Path):
-    noted = invoke("register", "copy", "--operand-start", "reverse(", "--out", str(library_copy))
+    noted = invoke("set-fusion", "copy", "--operand-start", "reverse(", "--out", str(library_copy))
     assert noted.exit_code == 0 and "'reverse' uses the same operand start and trigger" in noted.stderr
     refused = invoke("fuse", "--conn", "copy", "--conn", "reverse", "--lm", "openai", "--model", "m",
                      "--base-url", "http://127.0.0.1:9/v1", "--out", str(library_copy), "x")

@@ -113,7 +113,7 @@ def test_every_committed_conn_has_a_valid_stored_spec():
     library = Library(LIBRARY)
     index = library.read_index()["conns"]
     for entry in library.entries():
-        assert entry.meta["fusion"] is not None, f"{entry.name}: run `autoconn register {entry.name}` to backfill"
+        assert entry.meta["fusion"] is not None, f"{entry.name}: run `autoconn set-fusion {entry.name}` to backfill"
         spec = spec_of_meta(entry.name, entry.meta)
         assert spec.operand_start == f"{entry.name}(" and spec.trigger == ")="
         assert index[entry.name]["fusion"] == spec.summary()

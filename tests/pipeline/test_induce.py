@@ -105,7 +105,7 @@ def test_budget_exhaustion_exits_1_with_a_useful_summary(tmp_path: Path, length_
     assert result.returncode == 1
     summary = json.loads(result.stdout)
     assert summary["status"] == "failed" and summary["program"] is None and summary["attempts"] == 2
-    assert "no more candidates" in summary["reason"]
+    assert "every given program was tried" in summary["reason"]
     assert summary["last_feedback"][-1]["stage"] == "validate"
     assert not (tmp_path / "lib").exists()
     limited = autoconn("induce", str(length_task), "--inducer", "files", *candidate_args(paths), "--sandbox", "process",
