@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
+from autoconn import settings
 from autoconn.checking import (
     check_source,
     conn_metadata,
@@ -78,6 +79,7 @@ def prepare_run(request: RunRequest, *, check_oracle_with: Callable[[OracleSpec,
     name, the library, the oracle, the fusion overrides, the program files."""
     if request.sandbox not in SANDBOX_CHOICES:
         raise RequestError(f"--sandbox {request.sandbox!r}: choose auto, docker or process")
+    settings.load()  # a bad AUTOCONN_* / OPENAI_* variable is refused before any work, not when the sandbox opens
     if not math.isfinite(request.budget_seconds) or request.budget_seconds <= 0:
         raise RequestError(f"--budget {request.budget_seconds}: give a finite number of seconds above 0")
     if request.max_attempts < 1:
