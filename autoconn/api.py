@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
-from autoconn.checking import check_source, conn_metadata, display_graph, fusion_for_task
+from autoconn import settings
+from autoconn.checking import (
+    check_source,
+    conn_metadata,
+    display_graph,
+    fusion_for_task,
+)
 from autoconn.conn.artifact import Library, LibraryEntry, LibraryError, check_name
 from autoconn.conn.compile import CompileSettings, default_settings
 from autoconn.conn.verify import by_length, score_runtime
@@ -27,7 +33,7 @@ from autoconn.pipeline.graph import RunOutcome, run_graph, saved_state
 from autoconn.pipeline.runlog import new_run_id
 from autoconn.pipeline.state import RunConfig
 from autoconn.task import MIN_THREE_SETS, Limits, Task, load_task, split_task
-from autoconn.verdict import make_record, oracle_block, proven_length, statement
+from autoconn.verdict import make_record, oracle_block, with_oracle
 
 CANDIDATES_PER_CALL = 5  # candidates asked of an inducer per call (the LLM asks for its --samples of them)
 SANDBOX_CHOICES = ("auto", "docker", "process")
@@ -73,6 +79,7 @@ def prepare_run(request: RunRequest, *, check_oracle_with: Callable[[OracleSpec,
     name, the library, the oracle, the fusion overrides, the program files."""
     if request.sandbox not in SANDBOX_CHOICES:
         raise RequestError(f"--sandbox {request.sandbox!r}: choose auto, docker or process")
+    settings.load()  # a bad AUTOCONN_* / OPENAI_* variable is refused before any work, not when the sandbox opens
     if not math.isfinite(request.budget_seconds) or request.budget_seconds <= 0:
         raise RequestError(f"--budget {request.budget_seconds}: give a finite number of seconds above 0")
     if request.max_attempts < 1:
@@ -296,13 +303,8 @@ def verify(name: str, oracle: str, *, library_dir: str = "generated_conns",
     draw = make_draw(rule, spec, entry.spec.vocab, str(meta.get("output_kind")), compiled, "sealed",
                      str(task_meta.get("sha256") or meta.get("source_sha256")))
     scored = score_runtime(entry.runtime(), draw.examples, meta.get("output_kind"))  # type: ignore[arg-type]
-    record = dict(meta.get("verified") or {"sealed": None, "validation": None, "validation_revealed": 0,
-                                           "earlier_verification": meta.get("verification")})
-    record["oracle"] = oracle_block(str(spec), by_length(draw.examples, scored), draw.exhaustive_lengths,
-                                    draw.outside_domain, compiled)
-    record.update(how="oracle", held_out=True, compiled_max_seq_len=compiled)
-    record["max_length"] = proven_length(record["oracle"], record.get("sealed"), record.get("validation"), True)
-    record["statement"] = statement(record)
+    lengths = oracle_block(str(spec), by_length(draw.examples, scored), draw.exhaustive_lengths, draw.outside_domain, compiled)
+    record = with_oracle(meta.get("verified"), lengths, compiled, legacy=meta.get("verification"))
     library.update_meta(name, {"verified": record})
     failures = [f.to_json() for f in sorted(scored.failures, key=lambda f: len(f.inputs))[:5]]
     return Reverification(name, scored.passed, record, failures, scored.total, scored.correct)

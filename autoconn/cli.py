@@ -713,7 +713,7 @@ def run(
     vocab = entry.spec.vocab
     if (input_file is None) == (not tokens):
         fail_usage("give the input tokens or --input-file FILE (not both)")
-    batch, where = _read_inputs(input_file, vocab) if input_file is not None else ([_parse_words(tokens, vocab)], [""])
+    batch, where = _read_inputs(input_file, vocab) if input_file is not None else ([_parse_words(tokens or [], vocab)], [""])
     proven, compiled = entry.verified_length, entry.spec.max_seq_len
     beyond = [row for row, inputs in enumerate(batch) if len(inputs) > proven]
     if beyond and not unverified_lengths:
@@ -728,8 +728,8 @@ def run(
         runtime = entry.runtime()
         outputs = runtime.run(batch)
     except (ConnInputError, LibraryError) as error:
-        row = getattr(error, "row", None)
-        fail_usage(f"{name}: {where[row] if row is not None else ''}{error}")
+        failed_row: Optional[int] = getattr(error, "row", None)
+        fail_usage(f"{name}: {where[failed_row] if failed_row is not None else ''}{error}")
     if input_file is not None:
         lines = (json.dumps({"name": name, "input": i, "output": o, "verified": len(i) <= proven}, default=str) if as_json
                  else " ".join(map(_format_value, o)) for i, o in zip(batch, outputs))
@@ -755,7 +755,9 @@ def _read_inputs(path: Path, vocab: list[Any]) -> tuple[list[list[Any]], list[st
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         fail_usage(f"cannot read {path}: {error}")
-    batch, where, cache = [], [], {}
+    batch: list[list[Any]] = []
+    where: list[str] = []
+    cache: dict[str, Any] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -979,7 +981,7 @@ def export(
 
 def usage_error_types() -> tuple[type[BaseException], ...]:
     """Every error that means "bad input or usage" (exit 2): task files, names, the library, oracles,
-    fusion specs, a sandbox that cannot run here or whose worker would not start."""
+    fusion specs, a sandbox that cannot run here or whose worker would not start, a bad setting."""
     from autoconn.api import RequestError
     from autoconn.fusion.metadata import FusionSpecError
     from autoconn.inducers import InducerUnavailable
@@ -987,9 +989,10 @@ def usage_error_types() -> tuple[type[BaseException], ...]:
     from autoconn.pipeline.graph import RunNotFound
     from autoconn.sandbox import SandboxUnavailable
     from autoconn.sandbox.host import SandboxError
+    from autoconn.settings import SettingsError
 
     return (TaskError, LibraryError, OracleError, FusionSpecError, SandboxUnavailable, SandboxError, RequestError,
-            InducerUnavailable, RunNotFound)
+            InducerUnavailable, RunNotFound, SettingsError)
 
 
 def _bare_ray_flag(argv: list[str]) -> list[str]:

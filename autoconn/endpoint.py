@@ -2,7 +2,8 @@
 
 Configuration follows the `openai` package's own variables (``OPENAI_BASE_URL``,
 ``OPENAI_API_KEY``) plus ``AUTOCONN_MODEL``, so a user who already points other tools at a
-server changes nothing. Retries with exponential backoff on 408/409/429/5xx, timeouts and
+server changes nothing; all are read by :mod:`autoconn.settings`, and the key stays a
+:class:`~autoconn.settings.Secret` until the HTTP client needs it. Retries with exponential backoff on 408/409/429/5xx, timeouts and
 connection errors are the `openai` client's own (it honours ``Retry-After``); this module
 turns what is left into an ``EndpointError`` that says what to do, and counts calls and tokens
 for the run summary.
@@ -10,16 +11,17 @@ for the run summary.
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import openai
 
-DEFAULT_TIMEOUT_SECONDS = 120.0
-DEFAULT_MAX_RETRIES = 4
-LOCAL_API_KEY = "not-needed"  # local servers (vLLM, Ollama, llama.cpp) accept any key
+from autoconn import settings as user_settings
+from autoconn.settings import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT_SECONDS, Secret
+
+LOCAL_API_KEY = Secret("not-needed")  # local servers (vLLM, Ollama, llama.cpp) accept any key
 
 
 class EndpointError(Exception):
@@ -28,40 +30,36 @@ class EndpointError(Exception):
 
 @dataclass(frozen=True)
 class EndpointConfig:
-    """Where and how to reach the model. Plain data: safe to log (the key is never shown)."""
+    """Where and how to reach the model. Plain data, safe to print or log: the key is a Secret."""
 
     model: str
-    base_url: Optional[str] = None
-    api_key: str = LOCAL_API_KEY
+    base_url: str | None = None
+    api_key: Secret = LOCAL_API_KEY
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     max_retries: int = DEFAULT_MAX_RETRIES
 
     @classmethod
-    def from_environment(
-        cls,
-        *,
-        model: Optional[str] = None,
-        base_url: Optional[str] = None,
-        api_key: Optional[str] = None,
-        timeout_seconds: Optional[float] = None,
-        max_retries: Optional[int] = None,
-    ) -> "EndpointConfig":
-        """Arguments (from flags) win over the environment; a model is required."""
-        model = model or os.environ.get("AUTOCONN_MODEL")
-        if not model:
+    def from_environment(cls, *, model: str | None = None, base_url: str | None = None,
+                         timeout_seconds: float | None = None, max_retries: int | None = None) -> EndpointConfig:
+        """The user's settings, read now, with these flags (not None) in their place."""
+        return cls.from_settings(user_settings.load().with_flags(model=model, base_url=base_url, llm_timeout=timeout_seconds,
+                                                                 llm_retries=max_retries))
+
+    @classmethod
+    def from_settings(cls, settings: user_settings.Settings) -> EndpointConfig:
+        """Raises EndpointError when no model is named, or OpenAI's own API is meant and no key is set."""
+        if not settings.model:
             raise EndpointError(
                 "no model configured: set AUTOCONN_MODEL (or pass --model), and OPENAI_BASE_URL "
                 "(or --base-url) for a server other than OpenAI's"
             )
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-        key = api_key or os.environ.get("OPENAI_API_KEY")
+        key = settings.api_key
         if not key:
-            if base_url is None:
+            if settings.base_url is None:
                 raise EndpointError("OPENAI_API_KEY is not set: OpenAI's API needs a key (or set OPENAI_BASE_URL to a local server)")
             key = LOCAL_API_KEY
-        timeout = timeout_seconds if timeout_seconds is not None else float(os.environ.get("AUTOCONN_LLM_TIMEOUT", DEFAULT_TIMEOUT_SECONDS))
-        retries = max_retries if max_retries is not None else int(os.environ.get("AUTOCONN_LLM_RETRIES", DEFAULT_MAX_RETRIES))
-        return cls(model=model, base_url=base_url, api_key=key, timeout_seconds=timeout, max_retries=retries)
+        return cls(model=settings.model, base_url=settings.base_url, api_key=key, timeout_seconds=settings.llm_timeout,
+                   max_retries=settings.llm_retries)
 
     def describe(self) -> str:
         return f"{self.model} at {self.base_url or 'https://api.openai.com/v1'}"
@@ -80,13 +78,22 @@ class ChatResult:
 
 @dataclass
 class EndpointUsage:
-    """Counted across every call of one endpoint object (reported in run summaries)."""
+    """Counted across every call of one endpoint object; `since` gives what a stretch of calls used."""
 
     calls: int = 0
     failed_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     seconds: float = 0.0
+
+    def since(self, before: EndpointUsage) -> EndpointUsage:
+        """What was used after `before` (a copy taken earlier with `snapshot`)."""
+        return EndpointUsage(self.calls - before.calls, self.failed_calls - before.failed_calls,
+                             self.prompt_tokens - before.prompt_tokens, self.completion_tokens - before.completion_tokens,
+                             self.seconds - before.seconds)
+
+    def snapshot(self) -> EndpointUsage:
+        return replace(self)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,12 +112,12 @@ class ChatEndpoint:
 
     config: EndpointConfig
     usage: EndpointUsage = field(default_factory=EndpointUsage)
-    _client: Optional[openai.OpenAI] = None
+    _client: openai.OpenAI | None = field(default=None, repr=False, compare=False)
 
     def client(self) -> openai.OpenAI:
         if self._client is None:
             self._client = openai.OpenAI(
-                api_key=self.config.api_key,
+                api_key=self.config.api_key.reveal(),
                 base_url=self.config.base_url,
                 timeout=self.config.timeout_seconds,
                 max_retries=self.config.max_retries,
@@ -123,9 +130,9 @@ class ChatEndpoint:
         *,
         n: int = 1,
         temperature: float = 0.0,
-        max_tokens: Optional[int] = None,
-        stop: Optional[Sequence[str]] = None,
-        timeout_seconds: Optional[float] = None,
+        max_tokens: int | None = None,
+        stop: Sequence[str] | None = None,
+        timeout_seconds: float | None = None,
     ) -> ChatResult:
         """One call; `n` choices. Raises EndpointError once the client's retries are spent."""
         request: dict[str, Any] = {"model": self.config.model, "messages": list(messages), "temperature": temperature}

@@ -1,7 +1,9 @@
 """Fault injection for the crash tests: kill this process at a named point, the way a power cut or
 `kill -9` would, so tests can prove a run killed anywhere leaves a valid library and resumes.
 
-Off unless ``AUTOCONN_KILL_AT`` names a point (tests only; never set in normal use). Points:
+These two variables are test hooks, not settings (so they are read here, not in
+``autoconn.settings``, and the README lists them apart). Off unless ``AUTOCONN_KILL_AT`` names a
+point (tests only; never set in normal use). Points:
 ``register:before-write`` (the verdict is checkpointed, nothing written yet), ``library:staged``
 (the entry and the new index are written aside), ``library:swapped`` (the entry is in place, the
 index not yet), ``library:retired`` (between the two renames of a replace without an atomic swap;

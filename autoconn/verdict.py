@@ -89,6 +89,19 @@ def make_record(*, how: str, held_out: bool, compiled_max_seq_len: int, sealed: 
     return record
 
 
+def with_oracle(previous: Optional[Mapping[str, Any]], oracle: dict[str, Any], compiled_max_seq_len: int,
+                legacy: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    """The record after `autoconn verify`: the earlier sealed and validation figures kept, the
+    oracle's (held out from everyone) replacing any earlier oracle, the proven length recomputed,
+    so it may go up or down. `legacy`: an entry's figures from before the verified block."""
+    record = dict(previous or {"sealed": None, "validation": None, "validation_revealed": 0,
+                               "earlier_verification": dict(legacy) if legacy else None})
+    record.update(how="oracle", held_out=True, compiled_max_seq_len=compiled_max_seq_len, oracle=oracle)
+    record["max_length"] = proven_length(oracle, record.get("sealed"), record.get("validation"), True)
+    record["statement"] = statement(record)
+    return record
+
+
 def verified_length(meta: Mapping[str, Any]) -> int:
     """How long an input a registered CoNN is proven on (entries from before the verified block:
     the longest held-out example they were checked on)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Optional, Sequence
 
 from autoconn.inducers.base import Candidate, Counterexample, Feedback, Inducer
@@ -16,7 +15,9 @@ class InducerUnavailable(Exception):
 
 def llm_configured(model: Optional[str] = None) -> bool:
     """An LLM counts as configured when a model is named for an OpenAI-compatible endpoint."""
-    return bool(model or os.environ.get("AUTOCONN_MODEL"))
+    from autoconn.settings import load
+
+    return bool(model or load().model)
 
 
 def make_inducers(kind: str, candidates: Sequence[str] = (), llm_options: Optional[dict[str, Any]] = None

@@ -23,16 +23,27 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Hashable, Iterator, Optional
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 
 from autoconn.pipeline.context import RunContext
 from autoconn.pipeline.nodes import NODES, revealed, timed
-from autoconn.pipeline.routes import after_check, after_induce, after_test, after_validate
+from autoconn.pipeline.routes import (
+    after_check,
+    after_induce,
+    after_test,
+    after_validate,
+)
 from autoconn.pipeline.runlog import RunLog
-from autoconn.pipeline.state import InductionState, RunConfig, new_state
+from autoconn.pipeline.state import (
+    CheckedCandidate,
+    InductionState,
+    RunConfig,
+    new_state,
+)
+from autoconn.verdict import verdict_counts
 
 STEPS_PER_ATTEMPT = 3  # induce, check, validate at most, per candidate
 
@@ -48,7 +59,7 @@ def build_graph(checkpointer: Any = None) -> Any:
     graph.add_edge(START, "observe")
     graph.add_edge("observe", "induce")
     graph.add_conditional_edges("induce", after_induce, {"check": "check", "finish": "finish"})
-    routes = {"validate": "validate", "test": "test", "check": "check", "induce": "induce", "finish": "finish"}
+    routes: dict[Hashable, str] = {"validate": "validate", "test": "test", "check": "check", "induce": "induce", "finish": "finish"}
     graph.add_conditional_edges("check", after_check, routes)
     graph.add_conditional_edges("validate", after_validate, routes)
     graph.add_conditional_edges("test", after_test, {"register": "register", "finish": "finish"})
@@ -73,13 +84,11 @@ class RunOutcome:
     def summary(self) -> dict[str, Any]:
         """The `--json` object of `autoconn induce` (DESIGN.md contract plus figures)."""
         state, config = self.state, self.state["config"]
-        winner = state.get("verified") or {}
-        tested = state.get("tested") or {}
+        winner: CheckedCandidate = state.get("verified") or CheckedCandidate()
+        tested: CheckedCandidate = state.get("tested") or CheckedCandidate()
         record = winner.get("verified") or tested.get("verified") or {}
-        sealed, oracle = record.get("sealed") or {}, record.get("oracle") or {}
         task = state.get("task_summary", {})
-        verdict_total = int(sealed.get("total", 0)) + int(oracle.get("inputs", 0))
-        verdict_correct = int(sealed.get("correct", 0)) + sum(int(r["correct"]) for r in oracle.get("lengths", []))
+        verdict_correct, verdict_total = verdict_counts({"verified": record}) if record.get("held_out") else (0, 0)
         verified = state.get("status") == "verified"
         return {
             "status": "verified" if verified else "failed",
@@ -98,7 +107,7 @@ class RunOutcome:
             "split": {key: task.get(f"{key}_examples") for key in ("induction", "validation", "sealed")},
             "attempts": state.get("attempts", 0),
             "seconds": round(state.get("elapsed", self.seconds), 2),
-            "inducer": (winner.get("candidate") or {}).get("origin") or state.get("active_inducer"),
+            "inducer": winner["candidate"]["origin"] if "candidate" in winner else state.get("active_inducer"),
             "layers": (winner.get("size") or {}).get("layers"),
             "parameters": (winner.get("size") or {}).get("parameters"),
             "reason": state.get("reason") or None,

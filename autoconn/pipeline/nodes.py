@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Optional, Protocol, Sequence
 
 from langgraph.runtime import Runtime
 
@@ -31,13 +31,19 @@ from autoconn.pipeline.state import (
     FeedbackRecord,
     InductionState,
 )
+from autoconn.oracle import Draw
 from autoconn.task import Example, split_task
 from autoconn.verdict import make_record, oracle_block
 
 MAX_COUNTEREXAMPLES = 3
 CANDIDATE_TIMEOUT = 180.0  # seconds one candidate may take in the sandbox, at most
 MIN_CANDIDATE_TIMEOUT = 5.0  # below this a compile cannot finish: the budget is spent
-Node = Callable[[InductionState, Runtime[RunContext]], InductionState]
+
+
+class Node(Protocol):
+    """A node as LangGraph calls it: the state, and the run's context as ``runtime.context``."""
+
+    def __call__(self, state: InductionState, *, runtime: Runtime[RunContext]) -> InductionState: ...
 
 
 # --- small readers of the state ---------------------------------------------------------------
@@ -137,7 +143,7 @@ def ask(inducer: Inducer, *args: Any, **kwargs: Any) -> Proposal:
 
 # --- the nodes ----------------------------------------------------------------------------------
 
-def observe(state: InductionState, runtime: Runtime[RunContext]) -> InductionState:
+def observe(state: InductionState, *, runtime: Runtime[RunContext]) -> InductionState:
     """Reads the task, splits it into three sets and draws the oracle's inputs (a broken oracle
     stops the run before any search)."""
     context, config = runtime.context, state["config"]
@@ -145,7 +151,7 @@ def observe(state: InductionState, runtime: Runtime[RunContext]) -> InductionSta
     split = split_task(task, sealed=bool(config.get("sealed_set", True)))
     position = {id(e): i for i, e in enumerate(task.examples)}
 
-    def longest(group: list[Example]) -> int:
+    def longest(group: Sequence[Example]) -> int:
         return max((len(e.inputs) for e in group), default=0)
 
     summary = task.summary() | {"induction_examples": len(split.induction), "validation_examples": len(split.validation),
@@ -153,8 +159,9 @@ def observe(state: InductionState, runtime: Runtime[RunContext]) -> InductionSta
                                 "validation_max_length": longest(split.validation),
                                 "sealed_max_length": longest(split.sealed), "oracle": config.get("oracle")}
     if config.get("oracle"):
+        draw: Draw
         for draw in ("validation", "sealed"):
-            made = context.oracle_draw(state, draw)  # type: ignore[arg-type]  # the two Draw literals
+            made = context.oracle_draw(state, draw)
             summary[f"oracle_{draw}_inputs"] = len(made.examples) if made else 0
     run_log(state).event("observe", task=summary)
     return {"task_sha256": task.sha256, "task_summary": summary,
@@ -165,7 +172,7 @@ def observe(state: InductionState, runtime: Runtime[RunContext]) -> InductionSta
             "active_inducer": context.inducer_chain[0]}
 
 
-def induce(state: InductionState, runtime: Runtime[RunContext]) -> InductionState:
+def induce(state: InductionState, *, runtime: Runtime[RunContext]) -> InductionState:
     """Asks the active inducer for candidates; when it has none, the next one in the chain."""
     context, config = runtime.context, state["config"]
     induction = examples_of(state, context, "induction_ids")
@@ -200,7 +207,7 @@ def induce(state: InductionState, runtime: Runtime[RunContext]) -> InductionStat
             "compare_batch": proposal.compare_candidates, "feedback": rejected}
 
 
-def check(state: InductionState, runtime: Runtime[RunContext]) -> InductionState:
+def check(state: InductionState, *, runtime: Runtime[RunContext]) -> InductionState:
     """Compiles the next pending candidate in the sandbox, loads the returned weights here through
     the host's checks, and scores them on the induction set."""
     context = runtime.context
@@ -234,7 +241,7 @@ def check(state: InductionState, runtime: Runtime[RunContext]) -> InductionState
         current["graph"] = display_graph(result)
         result, conn = context.load_weights(result, task, settings, str(kept))  # spec and arrays checked first
         if conn is None:
-            current.update(ok=False, stage=result.stage, error=result.error)
+            current["ok"], current["stage"], current["error"] = False, result.stage, result.error
             problem = (result.stage or "weights", result.error)
         else:
             context.keep_conn(str(kept), conn)
@@ -253,7 +260,7 @@ def check(state: InductionState, runtime: Runtime[RunContext]) -> InductionState
     return {"pending": pending, "attempts": attempt, "current": current, "feedback": [feedback] if feedback else []}
 
 
-def validate(state: InductionState, runtime: Runtime[RunContext]) -> InductionState:
+def validate(state: InductionState, *, runtime: Runtime[RunContext]) -> InductionState:
     """The validation set, then the oracle's validation draw: failures come back as feedback."""
     context = runtime.context
     task = context.task(state)
@@ -284,7 +291,7 @@ def validate(state: InductionState, runtime: Runtime[RunContext]) -> InductionSt
     return {"current": current, "feedback": [feedback]}
 
 
-def test(state: InductionState, runtime: Runtime[RunContext]) -> InductionState:
+def test(state: InductionState, *, runtime: Runtime[RunContext]) -> InductionState:
     """The verdict: the smallest validated candidate on the sealed set and the oracle's sealed
     draw, once. Failing it ends the run; nothing about it is ever fed back."""
     context, config = runtime.context, state["config"]
@@ -319,7 +326,7 @@ def test(state: InductionState, runtime: Runtime[RunContext]) -> InductionState:
     return {"tested": winner, "status": "registering"}
 
 
-def register(state: InductionState, runtime: Runtime[RunContext]) -> InductionState:
+def register(state: InductionState, *, runtime: Runtime[RunContext]) -> InductionState:
     """Writes the tested candidate to the library (one transaction; see autoconn.api.register)."""
     from autoconn.api import register_checked
 
@@ -338,7 +345,7 @@ def register(state: InductionState, runtime: Runtime[RunContext]) -> InductionSt
     return {"registered": str(entry.program_path), "verified": winner, "status": "verified"}
 
 
-def finish(state: InductionState, runtime: Runtime[RunContext]) -> InductionState:
+def finish(state: InductionState, *, runtime: Runtime[RunContext]) -> InductionState:
     reason = state.get("reason") or ("" if state.get("status") == "verified" else budget_left(state))
     status = "verified" if state.get("registered") else "failed"
     run_log(state).event("finish", status=status, reason=reason or None, attempts=state.get("attempts", 0))
@@ -353,12 +360,12 @@ def timed(name: str, node: Node) -> Node:
     """Adds the node's wall time to state['elapsed'] so budgets survive a resume, and tells the
     run's event sink which stage is running (the progress line)."""
 
-    def run(state: InductionState, runtime: Runtime[RunContext]) -> InductionState:
+    def run(state: InductionState, *, runtime: Runtime[RunContext]) -> InductionState:
         start = time.monotonic()
         runtime.context.on_event("stage", {"stage": name, "attempts": state.get("attempts", 0),
                                            "elapsed": state.get("elapsed", 0.0),
                                            "budget": state["config"]["budget_seconds"], "best": state.get("best", "")})
-        update = node(state, runtime)
+        update = node(state, runtime=runtime)
         update["elapsed"] = state.get("elapsed", 0.0) + (time.monotonic() - start)
         return update
 

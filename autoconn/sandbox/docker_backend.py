@@ -25,7 +25,15 @@ from typing import Any
 
 from autoconn.sandbox.host import Backend, SandboxUnavailable, WorkerHandle
 
-IMAGE = os.environ.get("AUTOCONN_SANDBOX_IMAGE", "autoconn-sandbox:latest")
+
+
+def image_name() -> str:
+    """The sandbox image (AUTOCONN_SANDBOX_IMAGE, read now, not at import)."""
+    from autoconn.settings import load
+
+    return load().sandbox_image
+
+
 LABEL = "autoconn.sandbox"
 SANDBOX_UID = 10001
 MEMORY = "3g"
@@ -41,8 +49,9 @@ def _client(timeout: int = 30) -> Any:
     return docker.from_env(timeout=timeout)
 
 
-def docker_status(image: str = IMAGE) -> dict[str, Any]:
+def docker_status(image: str | None = None) -> dict[str, Any]:
     """{usable, engine, image_present, reason}: can the docker backend run here right now?"""
+    image = image or image_name()
     status: dict[str, Any] = {"usable": False, "engine": False, "image": image, "image_present": False, "reason": ""}
     try:
         import docker  # noqa: F401
@@ -242,7 +251,8 @@ def remove_container(client: Any, container_id: str, timeout: float = 60.0) -> N
 class DockerBackend(Backend):
     name = "docker"
 
-    def __init__(self, *, image: str = IMAGE, cpus: float | None = None, memory: str = MEMORY) -> None:
+    def __init__(self, *, image: str | None = None, cpus: float | None = None, memory: str = MEMORY) -> None:
+        image = image or image_name()
         status = docker_status(image)
         if not status["usable"]:
             raise SandboxUnavailable(f"docker sandbox unavailable: {status['reason']}")

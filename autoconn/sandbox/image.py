@@ -25,7 +25,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Callable
 
-from autoconn.sandbox.docker_backend import IMAGE, LABEL, _client
+from autoconn.sandbox.docker_backend import LABEL, _client, image_name
 
 RUNTIME_PACKAGES = ("tracr-pypi", "jax", "jaxlib", "dm-haiku", "numpy")
 LOCAL_BASE = "autoconn-base:bookworm"
@@ -146,9 +146,10 @@ def choose_base(client: Any, log: Callable[[str], None], make_local: bool = True
     return LOCAL_BASE
 
 
-def build_image(base: str | None = None, *, tag: str = IMAGE, force: bool = False,
+def build_image(base: str | None = None, *, tag: str | None = None, force: bool = False,
                 log: Callable[[str], None] | None = None) -> str:
     """Builds (or finds up to date) the sandbox image; returns its tag. Raises ImageBuildError."""
+    tag = tag or image_name()
     log = log or (lambda text: print(text, file=sys.stderr))
     client = _client(timeout=600)
     try:
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m autoconn.sandbox.image", description="build the sandbox image")
     parser.add_argument("--base", default=None, help=f"base image (default: {HUB_BASE} if available, else {LOCAL_BASE})")
-    parser.add_argument("--tag", default=IMAGE)
+    parser.add_argument("--tag", default=None, help="image tag (default: $AUTOCONN_SANDBOX_IMAGE, else autoconn-sandbox:latest)")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args(argv)
     try:

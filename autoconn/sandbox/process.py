@@ -66,13 +66,11 @@ def _autoconn_root() -> Path:
 
 
 def cache_root() -> Path:
-    """Where the trusted JAX cache for the process backend lives (readable by the sandbox user)."""
-    env = os.environ.get("AUTOCONN_CACHE_DIR")
-    if env:
-        return Path(env)
-    if os.geteuid() == 0:
-        return Path("/var/cache/autoconn")
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "autoconn"
+    """Where the trusted JAX cache for the process backend lives (readable by the sandbox user):
+    AUTOCONN_CACHE_DIR, read now (autoconn.settings has the default)."""
+    from autoconn.settings import load
+
+    return load().cache_dir
 
 
 def jax_cache_dir() -> Path:

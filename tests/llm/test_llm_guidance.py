@@ -25,6 +25,7 @@ from autoconn.endpoint import ChatEndpoint, EndpointConfig
 from autoconn.inducers.base import Counterexample, Feedback
 from autoconn.inducers.llm import LLMInducer, LLMSettings
 from autoconn.inducers.llm.prompt import show_sequence
+from autoconn.settings import Secret
 from autoconn.task import load_task, split_task
 from tests.conftest import write_jsonl
 from tests.llm.library_builder import build_library, register_reference
@@ -49,7 +50,7 @@ def words(vocab: list[Any], lengths: range, count: int, seed: int = RNG_SEED) ->
 
 
 def inducer_for(server: OpenAIServer, library: Path, **settings: Any) -> LLMInducer:
-    config = EndpointConfig(model="test-model", base_url=server.base_url, api_key="sk-test", max_retries=0, timeout_seconds=30)
+    config = EndpointConfig(model="test-model", base_url=server.base_url, api_key=Secret("sk-test"), max_retries=0, timeout_seconds=30)
     return LLMInducer(ChatEndpoint(config), LLMSettings(library_dir=str(library), **({"samples": 1} | settings)))
 
 

@@ -253,3 +253,20 @@ def test_no_sealed_example_or_sealed_only_output_value_reaches_the_model(tmp_pat
     # fails on the verdict, never asks the model again, and registers nothing
     assert result.returncode == 1 and "failed the sealed test" in summary["reason"]
     assert len(server.chat_requests()) == 1 and not (tmp_path / "lib" / "count_a").exists()
+
+
+def test_the_api_key_is_sent_and_never_written(tmp_path: Path, length_task: Path):
+    """The key reaches the endpoint, and no file of the run (log, transcripts, checkpoint, summary),
+    no library file and no output holds it."""
+    key = "sk-never-write-me-7d1e93"
+    replies = iter([Reply.text(fenced(WRONG_CONSTANT)), Reply.text(fenced(RIGHT))])
+    with OpenAIServer(lambda body: next(replies), api_key=key) as server:
+        result, summary = induce(server, length_task, tmp_path, env={"OPENAI_API_KEY": key})
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert server.auth_headers and all(header == f"Bearer {key}" for header in server.auth_headers)
+    run_dir = tmp_path / "runs" / summary["run_id"]
+    written = [p for p in [*run_dir.rglob("*"), *(tmp_path / "lib").rglob("*")] if p.is_file()]
+    assert any(p.parent.name == "llm" for p in written) and any(p.name == "log.jsonl" for p in written)
+    for path in written:
+        assert key.encode() not in path.read_bytes(), f"the API key is in {path}"
+    assert key not in result.stdout and key not in result.stderr

@@ -10,7 +10,7 @@ import pytest
 from autoconn.inducers.base import Counterexample, Feedback
 from autoconn.inducers.llm.extract import extract_program
 from autoconn.inducers.llm.fewshot import choose_demonstrations, program_body
-from autoconn.inducers.llm.inducer import LLMSettings, normalized
+from autoconn.inducers.llm.inducer import LLMInducer, normalized
 from autoconn.inducers.llm.prompt import conversation, pick_examples, repair_chain, repair_text
 from autoconn.task import Example, load_task
 from tests.conftest import REPO, write_jsonl
@@ -72,11 +72,14 @@ def test_normalized_ignores_comments_and_blank_lines():
     assert normalized(CODE) == normalized("# try\n" + CODE.replace("\n", "  # why\n\n"))
 
 
-def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("AUTOCONN_LLM_SAMPLES", "6")
-    monkeypatch.setenv("AUTOCONN_LLM_TEMPERATURE", "0.3")
-    settings = LLMSettings.from_environment(samples=None, temperature=1.1)
-    assert settings.samples == 6 and settings.temperature == 1.1
+def test_settings_from_environment_with_flags_winning(monkeypatch: pytest.MonkeyPatch):
+    for name, value in {"AUTOCONN_LLM_SAMPLES": "6", "AUTOCONN_LLM_TEMPERATURE": "0.3", "AUTOCONN_LLM_FEWSHOT": "1",
+                        "AUTOCONN_MODEL": "env-model", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}.items():
+        monkeypatch.setenv(name, value)
+    inducer = LLMInducer.from_environment(model="flag-model", samples=None, temperature=1.1, library_dir="lib")
+    settings = inducer.settings
+    assert settings.samples == 6 and settings.temperature == 1.1 and settings.fewshot == 1 and settings.library_dir == "lib"
+    assert inducer.endpoint.config.model == "flag-model" and inducer.endpoint.config.base_url == "http://127.0.0.1:9/v1"
 
 
 def test_demonstrations_are_closest_library_programs_never_the_same_task(tmp_path: Path):

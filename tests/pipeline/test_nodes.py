@@ -109,7 +109,7 @@ def context_for(*inducers: Any, sandbox: Optional[FakeSandbox] = None) -> RunCon
 
 def step(state: InductionState, node: nodes.Node, context: RunContext) -> InductionState:
     """Applies a node's update the way the graph does (the reducer fields append)."""
-    update = node(state, Runtime(context=context))
+    update = node(state, runtime=Runtime(context=context))
     merged: dict[str, Any] = dict(state)
     for key, value in update.items():
         merged[key] = merged.get(key, []) + value if key in ("feedback", "validated_pool", "inducer_log") else value

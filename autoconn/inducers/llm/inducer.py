@@ -1,24 +1,26 @@
 """The LLM inducer: sample n programs per round from any OpenAI-compatible endpoint, repair
 from feedback in later rounds.
 
-The round's conversation is rebuilt from the task and the feedback the pipeline hands back,
-so a resumed run continues where it stopped. Each extracted candidate first goes through a
-static lint (lint.py, AST only) for the mistakes the primer names; a candidate it stops never
-reaches the sandbox: its findings become the next request's feedback within the same round
-(kept by the inducer so later repair turns list them too; a resumed run loses only those).
-Usage (calls, tokens, seconds) is counted on the endpoint and read by the pipeline after each
-call, with the sampling settings (temperature, max_tokens) that were used.
+Stateless between calls: the round's conversation is rebuilt from the task and the feedback
+the pipeline hands back, so a resumed run continues where it stopped. Each extracted candidate
+first goes through a static lint (lint.py, AST only) for the mistakes the primer names; a
+candidate it stops never reaches the sandbox: its findings become the next request's feedback
+within the same call, and come back in ``Proposal.rejected`` for the pipeline to keep with the
+run's feedback (so later rounds, and a resumed run, list them too). Everything else a call
+produced (its transcript, what it used, why it stopped, an endpoint failure) is in the
+:class:`Proposal` it returns.
 """
 
 from __future__ import annotations
 
-import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
-from autoconn.endpoint import ChatEndpoint, EndpointConfig
-from autoconn.inducers.base import Candidate, Feedback
+from autoconn import settings as user_settings
+from autoconn.endpoint import ChatEndpoint, EndpointConfig, EndpointError
+from autoconn.inducers.base import Candidate, Feedback, Proposal
 from autoconn.inducers.llm.extract import extract_program
 from autoconn.inducers.llm.fewshot import choose_demonstrations
 from autoconn.inducers.llm.lint import lint, lint_message
@@ -27,7 +29,7 @@ from autoconn.task import Example, Task
 
 MAX_NO_CODE_TURNS = 2
 MAX_LINT_TURNS = 2  # lint-only repair requests in one round before the sandbox judges anyway
-DEFAULT_MAX_TOKENS = 4096
+DEFAULT_MAX_TOKENS = user_settings.DEFAULT_MAX_TOKENS
 
 
 def default_temperature(samples: int) -> float:
@@ -41,11 +43,11 @@ def default_temperature(samples: int) -> float:
 
 @dataclass(frozen=True)
 class LLMSettings:
-    """How the inducer samples; every field has a flag or an environment variable."""
+    """How the inducer samples: the user's settings (flags, then variables) plus fixed prompt sizes."""
 
-    samples: int = 4  # candidates asked per round (n)
-    temperature: Optional[float] = None  # None: default_temperature(samples)
-    fewshot: int = 3  # library demonstrations in the prompt
+    samples: int = user_settings.DEFAULT_SAMPLES  # candidates asked per round (n)
+    temperature: float | None = None  # None: default_temperature(samples)
+    fewshot: int = user_settings.DEFAULT_FEWSHOT  # library demonstrations in the prompt
     max_examples: int = 40  # induction examples shown
     repair_turns: int = 2  # earlier failed rounds replayed as conversation (all are listed on one line each)
     max_tokens: int = DEFAULT_MAX_TOKENS
@@ -62,24 +64,9 @@ class LLMSettings:
                 "max_tokens": self.max_tokens, "fewshot": self.fewshot, "max_examples": self.max_examples}
 
     @classmethod
-    def from_environment(cls, **overrides: Any) -> "LLMSettings":
-        env = {
-            "samples": os.environ.get("AUTOCONN_LLM_SAMPLES"),
-            "temperature": os.environ.get("AUTOCONN_LLM_TEMPERATURE"),
-            "fewshot": os.environ.get("AUTOCONN_LLM_FEWSHOT"),
-            "max_tokens": os.environ.get("AUTOCONN_LLM_MAX_TOKENS"),
-        }
-        values: dict[str, Any] = {}
-        for key, raw in env.items():
-            if raw not in (None, ""):
-                try:
-                    values[key] = float(raw) if key == "temperature" else int(raw)
-                except ValueError:
-                    raise ValueError(f"AUTOCONN_LLM_{key.upper()}={raw!r} is not a number") from None
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        if int(values.get("max_tokens", DEFAULT_MAX_TOKENS)) < 1:
-            raise ValueError("max_tokens must be at least 1")
-        return cls(**values)
+    def from_settings(cls, settings: user_settings.Settings, *, library_dir: str | None = None) -> LLMSettings:
+        return cls(samples=settings.llm_samples, temperature=settings.llm_temperature, fewshot=settings.llm_fewshot,
+                   max_tokens=settings.llm_max_tokens, library_dir=library_dir or cls.library_dir)
 
 
 def normalized(source: str) -> str:
@@ -90,116 +77,36 @@ def normalized(source: str) -> str:
 
 @dataclass
 class LLMInducer:
+    """Keeps no state between calls but a cache of the library's demonstrations (a cache: dropping it changes nothing)."""
+
     endpoint: ChatEndpoint
     settings: LLMSettings = field(default_factory=LLMSettings)
     name: str = "llm"
-    compare_candidates: bool = True  # samples are unordered: verify all that pass, keep the smallest
-    last_demonstrations: list[str] = field(default_factory=list)
-    last_transcript: list[dict[str, Any]] = field(default_factory=list)  # the pipeline saves it in the run folder
-    _cache: dict[Any, Any] = field(default_factory=dict)
-    # Candidates the lint stopped never reach the pipeline: kept here (per task) with the
-    # position in the pipeline's feedback they came after, so the history lists them too.
-    _lint_feedback: dict[str, list[tuple[int, Feedback]]] = field(default_factory=dict)
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_environment(cls, *, model: Optional[str] = None, base_url: Optional[str] = None,
-                         **settings: Any) -> "LLMInducer":
-        config = EndpointConfig.from_environment(model=model, base_url=base_url)
-        return cls(ChatEndpoint(config), LLMSettings.from_environment(**settings))
-
-    def usage(self) -> dict[str, Any]:
-        linted = sum(len(items) for items in self._lint_feedback.values())
-        return self.endpoint.usage.to_json() | {"model": self.endpoint.config.model, "lint_rejected": linted,
-                                                "settings": self.settings.to_json()}
-
-    def history(self, task: Task, feedback: Sequence[Feedback]) -> list[Feedback]:
-        """The pipeline's feedback with this inducer's lint rejections in the order they happened."""
-        local = self._lint_feedback.get(task.sha256, [])
-        merged: list[Feedback] = []
-        for position in range(len(feedback) + 1):
-            merged.extend(item for at, item in local if at == position)
-            if position < len(feedback):
-                merged.append(feedback[position])
-        merged.extend(item for at, item in local if at > len(feedback))
-        return merged
+    def from_environment(cls, *, model: str | None = None, base_url: str | None = None,
+                         samples: int | None = None, temperature: float | None = None,
+                         max_tokens: int | None = None, library_dir: str | None = None) -> LLMInducer:
+        """The user's settings, read now, with the flags given (not None) in their place."""
+        chosen = user_settings.load().with_flags(model=model, base_url=base_url, llm_samples=samples,
+                                                 llm_temperature=temperature, llm_max_tokens=max_tokens)
+        return cls(ChatEndpoint(EndpointConfig.from_settings(chosen)), LLMSettings.from_settings(chosen, library_dir=library_dir))
 
     def propose(self, task: Task, induction: Sequence[Example], feedback: Sequence[Feedback], *,
-                budget_seconds: float, limit: int) -> list[Candidate]:
-        demos = choose_demonstrations(task, self.settings.library_dir, self.settings.fewshot, induction=induction,
-                                      cache=self._cache)
-        self.last_demonstrations = [d.name for d in demos]
-        samples = max(1, min(limit, self.settings.samples))
-        local = self._lint_feedback.setdefault(task.sha256, [])
-        history = self.history(task, feedback)
-        messages = conversation(task, induction, demos, history, max_examples=self.settings.max_examples,
-                                round_size=samples, repair_turns=self.settings.repair_turns)
-        tried = {normalized(f.source) for f in history}
-        round_number = 1 + len(feedback) // samples
-        candidates: list[Candidate] = []
-        stopped: list[Candidate] = []  # lint failures, proposed anyway if nothing else comes
-        self.last_transcript = []
-        no_code_turns = lint_turns = 0
-        while True:
-            try:
-                replies, reasons = self._sample(messages, samples, budget_seconds)
-            except Exception as error:
-                self.last_transcript.append({"messages": messages, "error": str(error), "request": self._request_record(samples)})
-                raise
-            turn: dict[str, Any] = {"messages": messages, "replies": replies, "demonstrations": self.last_demonstrations,
-                                    "request": self._request_record(samples), "finish_reasons": reasons}
-            self.last_transcript.append(turn)
-            no_code, linted = None, []
-            for index, reply in enumerate(replies):
-                source = extract_program(reply)
-                if source is None:
-                    if no_code is None:
-                        no_code = (reply, reasons[index] if index < len(reasons) else "")
-                    continue
-                key = normalized(source)
-                if key in tried:
-                    continue
-                tried.add(key)
-                candidate = Candidate(source=source, origin="llm",
-                                      summary=f"{self.endpoint.config.model}, round {round_number}, sample {index + 1}")
-                problems = lint(source, max_seq_len=task.max_seq_len)
-                if problems:
-                    found = Feedback(source=source, stage="lint", message=lint_message(problems))
-                    local.append((len(feedback), found))
-                    linted.append(found)
-                    stopped.append(candidate)
-                    continue
-                candidates.append(candidate)
-            if linted:
-                turn["lint"] = [f.message for f in linted]
-            if candidates:
-                break
-            if linted and lint_turns < MAX_LINT_TURNS:
-                # No sandbox round trip: the lint's findings are the next request's feedback.
-                lint_turns += 1
-                history = self.history(task, feedback)
-                messages = conversation(task, induction, demos, history, max_examples=self.settings.max_examples,
-                                        round_size=samples, repair_turns=self.settings.repair_turns)
-                continue
-            if linted:
-                candidates = stopped  # the lint reports, the sandbox judges: never the lint's last word
-                break
-            if no_code is not None and no_code_turns < MAX_NO_CODE_TURNS:
-                # A reply without code is feedback for the model, not a crash: ask once more.
-                no_code_turns += 1
-                reply, reason = no_code
-                ask = template("no_code").strip()
-                if reason == "length":
-                    ask = (f"Your reply was cut off at the token limit (max_tokens={self.settings.max_tokens}) before any "
-                           f"code: think less, or raise --max-tokens / AUTOCONN_LLM_MAX_TOKENS. ") + ask
-                messages = [*messages, {"role": "assistant", "content": reply[:4000]}, {"role": "user", "content": ask}]
-                continue
-            break
-        return candidates[:limit]
+                budget_seconds: float, limit: int) -> Proposal:
+        before = self.endpoint.usage.snapshot()
+        sampled = _Call(self, task, induction, feedback, budget_seconds, limit).run()
+        usage = self.endpoint.usage.since(before).to_json() | {
+            "lint_rejected": len(sampled.rejected), "model": self.endpoint.config.model, "settings": self.settings.to_json()}
+        return Proposal(candidates=tuple(sampled.candidates[:limit]), rejected=tuple(sampled.rejected),
+                        transcript=tuple(sampled.transcript), usage=usage, stop_message=sampled.stop_message,
+                        error=sampled.error, compare_candidates=True)  # samples are unordered: verify all, keep the smallest
 
-    def _request_record(self, samples: int) -> dict[str, Any]:
+    def request_record(self, samples: int) -> dict[str, Any]:
         return {"n": samples, "temperature": self.settings.effective_temperature, "max_tokens": self.settings.max_tokens}
 
-    def _sample(self, messages: list[dict[str, str]], samples: int, budget_seconds: float) -> tuple[list[str], list[str]]:
+    def sample(self, messages: list[dict[str, str]], samples: int, budget_seconds: float) -> tuple[list[str], list[str]]:
         """`samples` replies and why each ended; servers that ignore `n` (Ollama, llama.cpp) are asked again."""
         replies: list[str] = []
         reasons: list[str] = []
@@ -212,3 +119,100 @@ class LLMInducer:
             if len(replies) >= samples:
                 break
         return replies[:samples], reasons[:samples]
+
+
+@dataclass
+class _Call:
+    """One `propose` call: requests until some candidate passes the lint (or the turns run out).
+
+    Lives only for the call; what it gathered becomes the Proposal."""
+
+    inducer: LLMInducer
+    task: Task
+    induction: Sequence[Example]
+    feedback: Sequence[Feedback]
+    budget_seconds: float
+    limit: int
+    candidates: list[Candidate] = field(default_factory=list)
+    rejected: list[Feedback] = field(default_factory=list)  # the lint's, in the order they came
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    stop_message: str = ""
+    error: str = ""
+
+    def run(self) -> _Call:
+        settings = self.inducer.settings
+        demos = choose_demonstrations(self.task, settings.library_dir, settings.fewshot, induction=self.induction,
+                                      cache=self.inducer._cache)
+        demo_names = [d.name for d in demos]
+        samples = max(1, min(self.limit, settings.samples))
+        history = list(self.feedback)
+        tried = {normalized(f.source) for f in history}
+        round_number = 1 + len(self.feedback) // samples
+        stopped: list[Candidate] = []  # lint failures, proposed anyway if nothing else comes
+        no_code_turns = lint_turns = repeats = 0
+        messages = self._conversation(demos, history, samples)
+        while True:
+            try:
+                replies, reasons = self.inducer.sample(messages, samples, self.budget_seconds)
+            except EndpointError as failure:
+                self.transcript.append({"messages": messages, "error": str(failure), "request": self.inducer.request_record(samples)})
+                self.error = str(failure)
+                return self
+            turn: dict[str, Any] = {"messages": messages, "replies": replies, "demonstrations": demo_names,
+                                    "request": self.inducer.request_record(samples), "finish_reasons": reasons}
+            self.transcript.append(turn)
+            no_code, linted = None, []
+            for index, reply in enumerate(replies):
+                source = extract_program(reply)
+                if source is None:
+                    if no_code is None:
+                        no_code = (reply, reasons[index] if index < len(reasons) else "")
+                    continue
+                key = normalized(source)
+                if key in tried:
+                    repeats += 1
+                    continue
+                tried.add(key)
+                candidate = Candidate(source=source, origin="llm",
+                                      summary=f"{self.inducer.endpoint.config.model}, round {round_number}, sample {index + 1}")
+                problems = lint(source, max_seq_len=self.task.max_seq_len)
+                if problems:
+                    linted.append(Feedback(source=source, stage="lint", message=lint_message(problems)))
+                    stopped.append(candidate)
+                    continue
+                self.candidates.append(candidate)
+            if linted:
+                turn["lint"] = [f.message for f in linted]
+                self.rejected.extend(linted)
+                history.extend(linted)
+            if self.candidates:
+                return self
+            if linted and lint_turns < MAX_LINT_TURNS:
+                # No sandbox round trip: the lint's findings are the next request's feedback.
+                lint_turns += 1
+                messages = self._conversation(demos, history, samples)
+                continue
+            if linted:
+                self.candidates = stopped  # the lint reports, the sandbox judges: never the lint's last word
+                return self
+            if no_code is not None and no_code_turns < MAX_NO_CODE_TURNS:
+                # A reply without code is feedback for the model, not a crash: ask once more.
+                no_code_turns += 1
+                messages = self._ask_for_code(messages, *no_code)
+                continue
+            self.stop_message = (f"the model's replies held no code after {no_code_turns + 1} request(s)" if no_code is not None
+                                 else f"every sample repeated an earlier attempt ({repeats})" if repeats
+                                 else "the model gave no reply")
+            return self
+
+    def _conversation(self, demos: Sequence[Any], history: Sequence[Feedback], samples: int) -> list[dict[str, str]]:
+        settings = self.inducer.settings
+        return conversation(self.task, self.induction, demos, history, max_examples=settings.max_examples,
+                            round_size=samples, repair_turns=settings.repair_turns)
+
+    def _ask_for_code(self, messages: list[dict[str, str]], reply: str, reason: str) -> list[dict[str, str]]:
+        ask = template("no_code").strip()
+        if reason == "length":
+            ask = (f"Your reply was cut off at the token limit (max_tokens={self.inducer.settings.max_tokens}) before any "
+                   f"code: think less, or raise --max-tokens / AUTOCONN_LLM_MAX_TOKENS. ") + ask
+        return [*messages, {"role": "assistant", "content": reply[:4000]}, {"role": "user", "content": ask}]
