@@ -25,16 +25,16 @@ import json
 import random
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from autoconn.conn.artifact import Library
 from autoconn.fusion.conn_tool import load_fused_conns
-from autoconn.fusion.demo_lm import DEFAULT_DIR, DemoLM, load_demo_lm, stale_rules
-from autoconn.fusion.demo_lm import corpus
+from autoconn.fusion.demo_lm import DEFAULT_DIR, DemoLM, corpus, load_demo_lm, stale_rules
 from autoconn.fusion.metadata import spec_of_meta
 from autoconn.fusion.token_level import FusionResult, fuse_decode
 

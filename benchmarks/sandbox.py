@@ -64,7 +64,8 @@ CANDIDATES: list[tuple[str, str, list, int]] = [
     ("double_hist", R + "hist = rasp.SelectorWidth(rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.EQ))\n"
      "program = rasp.SelectorWidth(rasp.Select(hist, hist, rasp.Comparison.EQ))\n", ["a", "b", "c"], 5),
     ("frac_same_before", R + "first_b = rasp.numerical(rasp.Map(lambda t: 1 if t == 'b' else 0, rasp.tokens))\n"
-     "program = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ), first_b, default=0))\n",
+     "prefix = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ)\n"
+     "program = rasp.numerical(rasp.Aggregate(prefix, first_b, default=0))\n",
      ["a", "b", "c"], 6),
     ("reverse_10", R + LENGTH + "opp = rasp.SequenceMap(lambda n, i: n - i - 1, length, rasp.indices)\n"
      "program = rasp.Aggregate(rasp.Select(rasp.indices, opp, rasp.Comparison.EQ), rasp.tokens)\n", ["w", "x", "y", "z"], 10),
@@ -175,9 +176,9 @@ def run_host(fast: bool) -> dict[str, Any]:
             runtime.save_weights(os.path.join(scratch, "weights.npz"))
         return rasp_out is not None and model_out is not None
 
-    from autoconn.sandbox.worker import WARM_PROGRAMS  # same warm-up as a worker's prewarm
     from autoconn.conn.compile import default_settings
     from autoconn.sandbox import Job
+    from autoconn.sandbox.worker import WARM_PROGRAMS  # same warm-up as a worker's prewarm
 
     one(Job(job_id="warm", source=WARM_PROGRAMS["reverse"], vocab=["a", "b", "c"],
             settings=default_settings(5).to_json(), inputs=[["a", "b"]]))

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import contextvars
 import types
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from autoconn.task import BOS, PAD, Token
 
@@ -44,7 +45,7 @@ class CompileSettings:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "CompileSettings":
+    def from_json(cls, data: dict[str, Any]) -> CompileSettings:
         known = {f.name for f in fields(cls)}  # tolerate settings written by a newer version
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -14,7 +14,8 @@ WeightsError (stage "weights"), which callers turn into a rejected candidate.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from autoconn.conn.runtime import ConnRuntime, ConnSpec
 from autoconn.conn.verify import Verification, score_runtime

@@ -22,10 +22,11 @@ import gc
 import io
 import math
 import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -88,7 +89,7 @@ class ConnSpec:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ConnSpec":
+    def from_json(cls, data: dict[str, Any]) -> ConnSpec:
         return cls(
             input_encoding={token: int(index) for token, index in data["input_encoding"]},
             bos_token=data["bos_token"],
@@ -134,7 +135,8 @@ def sharpen_attention(weights: dict[str, np.ndarray], key_size: int) -> None:
             weights[name] = weights[name] * factor
 
 
-def extract(model: Any, max_seq_len: int, causal: bool = False, *, sharpen: bool = True) -> tuple[ConnSpec, dict[str, np.ndarray]]:
+def extract(model: Any, max_seq_len: int, causal: bool = False, *,
+            sharpen: bool = True) -> tuple[ConnSpec, dict[str, np.ndarray]]:
     """Splits an assembled tracr model into a JSON-able spec and flat numpy weights
     (with the attention scale corrected unless `sharpen` is False)."""
     encoder = model.input_encoder
@@ -393,15 +395,15 @@ class ConnRuntime:
     _forward: Callable[..., Any] | None = field(default=None, repr=False)
     _numpy_forward: Callable[..., Any] | None = field(default=None, repr=False)
     _layers: _Layers | None = field(default=None, repr=False)
-    _codec: "_Codec | None" = field(default=None, repr=False)
+    _codec: _Codec | None = field(default=None, repr=False)
 
     @classmethod
-    def from_model(cls, model: Any, max_seq_len: int, causal: bool = False, *, sharpen: bool = True) -> "ConnRuntime":
+    def from_model(cls, model: Any, max_seq_len: int, causal: bool = False, *, sharpen: bool = True) -> ConnRuntime:
         spec, weights = extract(model, max_seq_len, causal, sharpen=sharpen)
         return cls(spec, weights)
 
     @classmethod
-    def load(cls, weights_path: str | Path, spec: ConnSpec) -> "ConnRuntime":
+    def load(cls, weights_path: str | Path, spec: ConnSpec) -> ConnRuntime:
         """Opens stored weights once their shapes, dtype and total size match the spec (read from the
         zip directory and array headers, before anything is decompressed); arrays are decompressed
         when the forward pass first needs them."""
@@ -426,7 +428,7 @@ class ConnRuntime:
             self._layers = _Layers(self.spec, self.weights)
         return self._layers
 
-    def _get_codec(self) -> "_Codec":
+    def _get_codec(self) -> _Codec:
         if self._codec is None:
             self._codec = _Codec(self.spec)
         return self._codec
@@ -548,7 +550,8 @@ def _encode_reference(spec: ConnSpec, inputs: Sequence[Sequence[Token]]) -> tupl
         for col, token in enumerate(sequence, start=1):
             index = _lookup(table, token)
             if index is None or any(token == r and type(token) is type(r) for r in (spec.bos_token, spec.pad_token)):
-                raise ConnInputError(f"token {token!r} (input {row}, position {col - 1}) is not in this CoNN's vocab {spec.vocab}", row)
+                raise ConnInputError(f"token {token!r} (input {row}, position {col - 1}) "
+                                     f"is not in this CoNN's vocab {spec.vocab}", row)
             ids[row, col] = index
     return ids, lengths
 

@@ -7,8 +7,9 @@ silently, so ``rasp.evaluate`` agreeing proves nothing about the weights).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from autoconn.task import Example, OutputKind
 

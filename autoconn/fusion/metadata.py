@@ -26,8 +26,9 @@ numerical outputs rounded to 4 decimal places with trailing zeros dropped ("0.33
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Optional, Sequence
+from typing import Any, Literal
 
 from autoconn.task import Token, Value
 
@@ -98,7 +99,7 @@ class FusionSpec:
         return {"operand_start": self.operand_start, "trigger": self.trigger, "split": self.split}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "FusionSpec":
+    def from_json(cls, data: Mapping[str, Any]) -> FusionSpec:
         try:
             output = data["output"]
             return cls(operand_start=str(data["operand_start"]), trigger=str(data["trigger"]), split=data["split"],
@@ -135,17 +136,17 @@ class FusionSpec:
 class FusionOverrides:
     """What a user set on the command line; None keeps the default."""
 
-    operand_start: Optional[str] = None
-    trigger: Optional[str] = None
-    split: Optional[str] = None
-    output_positions: Optional[str] = None
-    output_join: Optional[str] = None
+    operand_start: str | None = None
+    trigger: str | None = None
+    split: str | None = None
+    output_positions: str | None = None
+    output_join: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
     @classmethod
-    def from_json(cls, data: Optional[Mapping[str, Any]]) -> "FusionOverrides":
+    def from_json(cls, data: Mapping[str, Any] | None) -> FusionOverrides:
         return cls(**{k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__})
 
 
@@ -172,7 +173,7 @@ def build_spec(name: str, vocab: Sequence[Token], output_shape: str,
         raise FusionSpecError(f"split {split!r}: choose 'char' (one token per character) or 'space' (whitespace-separated)")
     positions = overrides.output_positions or ("first" if output_shape == "broadcast" else "all")
     join = overrides.output_join if overrides.output_join is not None else default_join(split, output_kind, output_values)
-    first_error: Optional[FusionSpecError] = None
+    first_error: FusionSpecError | None = None
     for opening, closing in DEFAULT_BRACKETS:
         spec = FusionSpec(
             operand_start=overrides.operand_start if overrides.operand_start is not None else f"{name}{opening}",
@@ -199,7 +200,8 @@ def validate(spec: FusionSpec, vocab: Sequence[Token]) -> None:
     if not spec.operand_start:
         raise FusionSpecError("the operand start is empty: give the text that opens an operand, e.g. --operand-start 'sort('")
     if not spec.trigger:
-        raise FusionSpecError("the trigger is empty: give the text that closes an operand and calls the CoNN, e.g. --trigger ')='")
+        raise FusionSpecError("the trigger is empty: give the text that closes an operand and calls the CoNN, "
+                              "e.g. --trigger ')='")
     for what, text in (("operand start", spec.operand_start), ("trigger", spec.trigger)):
         if len(text) > MAX_MARKER_CHARS:
             raise FusionSpecError(f"the {what} is {len(text):,} characters long; at most {MAX_MARKER_CHARS} are allowed "

@@ -35,8 +35,9 @@ cut there. ``end_of_text`` ends a row and is not part of the completion.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 

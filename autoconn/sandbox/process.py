@@ -132,7 +132,7 @@ def _requirement_names(requires: list[str] | None) -> list[str]:
     return names
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def runtime_site_entries() -> tuple[tuple[str, str], ...]:
     """(host path, name) of every top-level site-packages entry (package dirs, modules,
     .libs, dist-info) of the worker's runtime distributions and their requirements."""
@@ -245,7 +245,7 @@ def _setpriv_args(ids: tuple[int, int]) -> list[str]:
 UNSHARE_ARGS = ["unshare", "--net", "--pid", "--fork", "--kill-child"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def probe_wrappers() -> dict[str, Any]:
     """Which walls work on this machine (run once per host process; a few ms each)."""
     ids = _sandbox_ids()
@@ -297,14 +297,17 @@ def isolation(use_bwrap: bool | None = None) -> dict[str, Any]:
     elif probe["unshare"]:
         network, filesystem, mode = "isolated (unshare --net)", "host file system, read access as " + probe["user"], "unshare"
     else:
-        network, filesystem, mode = "NOT isolated: " + probe.get("unshare_error", "no namespaces allowed"), "host file system as " + probe["user"], "plain"
+        network = "NOT isolated: " + probe.get("unshare_error", "no namespaces allowed")
+        filesystem, mode = "host file system as " + probe["user"], "plain"
     from autoconn.sandbox import seccomp
 
     user = "a fresh uid per worker" if probe.get("drop_to") else probe["user"]
-    return {"mode": mode, "network": network, "filesystem": filesystem, "user": user,
-            "seccomp": ("bubblewrap --seccomp" if bwrap else "installed by the worker") if seccomp.supported() else "unavailable (not x86_64)",
-            "rlimits": {"address_space_gb": ADDRESS_SPACE_BYTES / 1024**3, "nproc": NPROC, "file_size_mb": FILE_SIZE_BYTES // 1024**2,
-                        "cpu_seconds_per_job": "2 x timeout + 10"},
+    filter_by = "unavailable (not x86_64)"
+    if seccomp.supported():
+        filter_by = "bubblewrap --seccomp" if bwrap else "installed by the worker"
+    return {"mode": mode, "network": network, "filesystem": filesystem, "user": user, "seccomp": filter_by,
+            "rlimits": {"address_space_gb": ADDRESS_SPACE_BYTES / 1024**3, "nproc": NPROC,
+                        "file_size_mb": FILE_SIZE_BYTES // 1024**2, "cpu_seconds_per_job": "2 x timeout + 10"},
             "notes": [v for k, v in probe.items() if k.endswith("_error")]}
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 import ast
 import importlib
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from autoconn.sandbox.protocol import MAX_SOURCE_BYTES
 
@@ -162,7 +163,8 @@ class _Screen(ast.NodeVisitor):
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         module = node.module or ""
         if node.level or not _is_tracr_module_name(module):
-            self.refuse(node, f"only imports from tracr are allowed (e.g. `from tracr.rasp import rasp`), not `{'.' * node.level}{module}`")
+            self.refuse(node, "only imports from tracr are allowed (e.g. `from tracr.rasp import rasp`), "
+                              f"not `{'.' * node.level}{module}`")
             return
         for alias in node.names:
             if alias.name == "*":
@@ -189,7 +191,8 @@ class _Screen(ast.NodeVisitor):
         self._check_identifier(node, node.id, "name")
         if node.id in self.module_aliases and not getattr(node, "_attr_base", False):
             if isinstance(node.ctx, ast.Load):
-                self.refuse(node, f"use the module `{node.id}` only as `{node.id}.<name>` (it may not be passed around or aliased)")
+                self.refuse(node, f"use the module `{node.id}` only as `{node.id}.<name>` "
+                                  "(it may not be passed around or aliased)")
             else:
                 self.refuse(node, f"the imported module name `{node.id}` must not be rebound")
 
@@ -348,7 +351,8 @@ def screen_source(source: Any, *, resolve: bool = True) -> list[ScreenProblem]:
         return [ScreenProblem(0, type(source).__name__, "the candidate source must be a string of Python code")]
     size = len(source.encode("utf-8", "replace"))
     if size > MAX_SOURCE_BYTES:
-        return [ScreenProblem(0, f"{size} bytes", f"the source is larger than {MAX_SOURCE_BYTES // 1000} KB: write a shorter program")]
+        return [ScreenProblem(0, f"{size} bytes",
+                              f"the source is larger than {MAX_SOURCE_BYTES // 1000} KB: write a shorter program")]
     if "\x00" in source:
         return [ScreenProblem(0, "NUL byte", "the source contains a NUL byte")]
     try:
@@ -357,13 +361,16 @@ def screen_source(source: Any, *, resolve: bool = True) -> list[ScreenProblem]:
         text = (err.text or "").strip()
         return [ScreenProblem(err.lineno or 0, text[:70], f"SyntaxError: {err.msg}")]
     except (RecursionError, MemoryError, ValueError) as err:
-        return [ScreenProblem(0, "source", f"the source could not be parsed ({type(err).__name__}: nesting too deep?): simplify the expressions")]
+        return [ScreenProblem(0, "source", f"the source could not be parsed ({type(err).__name__}: nesting too deep?): "
+                                           "simplify the expressions")]
     depth, count, culprit = _depth_and_size(tree)
     lines = source.splitlines()
     if depth > MAX_AST_DEPTH:
-        return [ScreenProblem(_nearest_line(culprit), "...", f"expressions nest {depth} levels deep (limit {MAX_AST_DEPTH}): name intermediate SOps instead")]
+        return [ScreenProblem(_nearest_line(culprit), "...",
+                              f"expressions nest {depth} levels deep (limit {MAX_AST_DEPTH}): name intermediate SOps instead")]
     if count > MAX_AST_NODES:
-        return [ScreenProblem(0, f"{count} nodes", f"the program has more than {MAX_AST_NODES} syntax nodes: write a shorter program")]
+        return [ScreenProblem(0, f"{count} nodes",
+                              f"the program has more than {MAX_AST_NODES} syntax nodes: write a shorter program")]
     visitor = _Screen(lines, resolve)
     try:
         visitor.visit(tree)

@@ -317,7 +317,8 @@ class _Context:
         if lineno is not None:
             message += f" ({self.line_text(lineno)})"
         if isinstance(err, RecursionError):
-            message += " - the program nests too deeply (tracr merges a chain of Maps into one nested function): use fewer chained Maps"
+            message += (" - the program nests too deeply (tracr merges a chain of Maps into one nested function): "
+                        "use fewer chained Maps")
         for label, where in self.labels.items():
             if label in message and where not in message:
                 message += f" [{label} is {where}]"
@@ -378,7 +379,6 @@ class Worker:
 
         from autoconn.conn.compile import CompileSettings, compile_program, model_size
         from autoconn.conn.runtime import ConnRuntime
-
         from autoconn.sandbox import fastinit
 
         self.fast_init = fastinit.install()  # tracr's eager haiku init -> abstract trace (same weights)
@@ -571,7 +571,8 @@ class Worker:
                                      f"{stage_box[0]}): look for endless loops or very large programs")
         except CpuLimit:
             recycle.append("cpu limit")
-            return JobResult.failure(job.job_id, "limit", f"the candidate used more CPU time than allowed (during {stage_box[0]})")
+            return JobResult.failure(job.job_id, "limit",
+                                     f"the candidate used more CPU time than allowed (during {stage_box[0]})")
         except MemoryError:
             recycle.append("memory")
             return JobResult.failure(job.job_id, "limit", f"MemoryError during {stage_box[0]}: the candidate needs more "
@@ -667,7 +668,8 @@ class Worker:
         runtime = self.ConnRuntime.from_model(model, settings.max_seq_len, settings.causal, **extra)
         size = self.model_size(model).to_json()
         try:
-            model_outputs = [[_json_value(v) for v in row] for row in runtime.run([list(x) for x in job.inputs])] if job.inputs else []
+            rows = runtime.run([list(x) for x in job.inputs]) if job.inputs else []
+            model_outputs = [[_json_value(v) for v in row] for row in rows]
         except Exception as err:  # noqa: BLE001
             _reraise_limits(err)
             return JobResult.failure(job.job_id, "run", context.exception(err), rasp_outputs=rasp_outputs,
@@ -885,8 +887,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             job = Job.from_json(decode_line(line))
         except Exception as err:  # noqa: BLE001 - the host is trusted; say what was wrong
-            protocol.send({"type": "result", "result": JobResult.failure("?", "crash", f"bad job line: {_shorten(err)}").to_json(),
-                           "recycle": []})
+            failure = JobResult.failure("?", "crash", f"bad job line: {_shorten(err)}")
+            protocol.send({"type": "result", "result": failure.to_json(), "recycle": []})
             continue
         if not valid_job_id(job.job_id):
             result, recycle = JobResult.failure(str(job.job_id)[:80], "crash", "invalid job_id (use letters, digits, . _ -)"), []

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 _ATOM = re.compile(r"^[A-Za-z_][A-Za-z_0-9.]*$|^-?\d+(\.\d+)?$|^'[^']*'$|^\"[^\"]*\"$")
 
@@ -61,7 +62,7 @@ class Lam:
         names = params or ("x", "y")[: self.arity]
         return f"lambda {', '.join(names)}: {self.text(*names)}"
 
-    def after(self, *inner: "Lam | None") -> "Lam":
+    def after(self, *inner: Lam | None) -> Lam:
         """This function applied to the results of per-argument unary functions (None = identity)."""
         fs = [g.call if g is not None else None for g in inner]
         ts = [g.text if g is not None else None for g in inner]
@@ -75,7 +76,7 @@ class Lam:
 
         return Lam(self.arity, call, text, self.slug, self.tier)
 
-    def diagonal(self) -> "Lam":
+    def diagonal(self) -> Lam:
         """f(x, x) as a unary function (a SequenceMap whose two inputs became the same SOp)."""
         assert self.arity == 2
         outer_call, outer_text = self.call, self.text
@@ -142,7 +143,7 @@ class Node:
     Nodes are compared by identity; ``key`` is a structural identity for hash-consing."""
 
     op: Op
-    children: tuple["Node", ...] = ()
+    children: tuple[Node, ...] = ()
     fn: Lam | None = None
     pred: Pred | None = None
     cost: int = 0
@@ -166,7 +167,7 @@ class Node:
     def numerical(self) -> bool:
         return self.op in (Op.NUMMAP, Op.MEAN, Op.LINEAR)
 
-    def walk(self) -> list["Node"]:
+    def walk(self) -> list[Node]:
         """All distinct nodes below and including this one, children before parents."""
         seen: set[int] = set()
         order: list[Node] = []

@@ -29,8 +29,9 @@ after the Aggregate is the same program).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ from autoconn.inducers.search import blocks as B
 from autoconn.inducers.search import primitives as P
 from autoconn.inducers.search import tables as T
 from autoconn.inducers.search.dsl import INDICES, OP_COST, TOKENS, Lam, Node, Op, Pred, make
-from autoconn.inducers.search.evaluate import CODE, MISSING, Batch, Entry, Evaluator, NumSem, Sem, SelSem
+from autoconn.inducers.search.evaluate import CODE, MISSING, Batch, Entry, Evaluator, NumSem, SelSem, Sem
 from autoconn.inducers.search.goals import Goals
 
 NUMERIC_TOLERANCE = 1e-3

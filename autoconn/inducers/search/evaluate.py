@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,7 @@ class Batch:
 
     @classmethod
     def build(cls, induction: Sequence[Sequence[Any]], vocab: Sequence[Any], max_seq_len: int,
-              synthetic: int = 24, seed: int = 0) -> "Batch":
+              synthetic: int = 24, seed: int = 0) -> Batch:
         inputs = [tuple(x) for x in induction]
         inputs += synthetic_inputs(inputs, vocab, max_seq_len, synthetic, seed)
         lengths = np.array([len(x) for x in inputs], dtype=np.int64)

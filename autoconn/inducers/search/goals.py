@@ -42,7 +42,8 @@ Every proposal is evaluated like any expression and must equal the target exactl
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

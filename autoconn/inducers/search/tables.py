@@ -25,8 +25,9 @@ fits is the plain 2-D table used, under the same reachability rule.
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from autoconn.inducers.search.dsl import Lam, lam1, lam2, paren
 
@@ -165,7 +166,7 @@ def infer_unary(domain: Sequence[Any], pairs: dict[Any, Any], reachable: Iterabl
 
 
 def infer_binary(da: Sequence[Any], db: Sequence[Any], pairs: dict[tuple[Any, Any], Any],
-                 reachable: Iterable[tuple[Any, Any]], fit: Fit, fit2: Callable[[list[tuple[Any, Any]], list[Any]], "Lam | None"],
+                 reachable: Iterable[tuple[Any, Any]], fit: Fit, fit2: Callable[[list[tuple[Any, Any]], list[Any]], Lam | None],
                  sentinel: Any = None) -> Inferred | Refusal:
     """A total f(a, b) agreeing with every observed ((a, b) -> y) pair (see the module doc)."""
     reach = list(reachable)
@@ -216,7 +217,7 @@ def infer_binary(da: Sequence[Any], db: Sequence[Any], pairs: dict[tuple[Any, An
 
 
 def _with_sentinel(da: Sequence[Any], db: Sequence[Any], pairs: dict[tuple[Any, Any], Any],
-                   reach: list[tuple[Any, Any]], fit: Fit, fit2: Callable[..., "Lam | None"],
+                   reach: list[tuple[Any, Any]], fit: Fit, fit2: Callable[..., Lam | None],
                    sentinel: Any) -> Inferred | None:
     is_s = lambda v: same(v, sentinel)  # noqa: E731
     normal = {k: v for k, v in pairs.items() if not is_s(k[0]) and not is_s(k[1])}
