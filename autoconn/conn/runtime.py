@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import io
 import math
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -113,12 +114,10 @@ def _unembed_matrix(model: Any) -> np.ndarray:
 
     width = len(model.residual_labels)
 
-    @hk.without_apply_rng
-    @hk.transform
     def unembed(x: Any) -> Any:
         return model.get_compiled_model().unembed(x, use_unembed_argmax=False)
 
-    matrix = np.asarray(unembed.apply({}, jnp.eye(width)))
+    matrix = np.asarray(hk.transform(unembed).apply({}, None, jnp.eye(width)))  # no parameters, no rng
     return matrix.reshape(width, -1)
 
 
@@ -364,7 +363,7 @@ class _LazyWeights(Mapping[str, np.ndarray]):
     never decompressed. Every array comes from the bytes read at open, so a file replaced later
     cannot mix into a loaded runtime."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._archive = np.load(io.BytesIO(self.path.read_bytes()))  # allow_pickle stays False
         self._names = list(self._archive.files)
@@ -403,7 +402,7 @@ class ConnRuntime:
         return cls(spec, weights)
 
     @classmethod
-    def load(cls, weights_path: str | Path, spec: ConnSpec) -> ConnRuntime:
+    def load(cls, weights_path: str | os.PathLike[str], spec: ConnSpec) -> ConnRuntime:
         """Opens stored weights once their shapes, dtype and total size match the spec (read from the
         zip directory and array headers, before anything is decompressed); arrays are decompressed
         when the forward pass first needs them."""
@@ -412,7 +411,9 @@ class ConnRuntime:
 
     def save_weights(self, path: str | Path) -> None:
         with open(path, "wb") as handle:
-            np.savez_compressed(handle, **{name: self.weights[name] for name in self.weights})
+            # Any: numpy's stub types **kwds against savez's allow_pickle flag too
+            arrays: dict[str, Any] = {name: self.weights[name] for name in self.weights}
+            np.savez_compressed(handle, **arrays)
 
     @property
     def parameters(self) -> int:
@@ -484,7 +485,8 @@ class _Codec:
         self.bos = spec.input_encoding[spec.bos_token]
         self.categorical = spec.output_kind == "categorical"
         values = spec.output_decoding
-        if values and all(type(v) is int for v in values) and all(abs(v) < 2 ** 62 for v in values):
+        ints = [v for v in values if type(v) is int]
+        if values and len(ints) == len(values) and all(abs(v) < 2 ** 62 for v in ints):
             self.decoding = np.array(values, dtype=np.int64)  # tolist() gives back the same Python ints
         else:
             self.decoding = np.empty(len(values), dtype=object)

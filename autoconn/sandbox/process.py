@@ -155,7 +155,7 @@ def runtime_site_entries() -> tuple[tuple[str, str], ...]:
             parts = file.parts
             if not parts or parts[0] in ("..", "") or parts[0].endswith(".pth") or parts[0] == "__pycache__":
                 continue
-            host = Path(dist.locate_file(parts[0]))
+            host = Path(str(dist.locate_file(parts[0])))
             if host.exists() and parts[0] not in entries:
                 entries[parts[0]] = str(host)
     return tuple(sorted((host, top) for top, host in entries.items()))
@@ -367,11 +367,12 @@ def ensure_warm_cache(log: Any = None) -> Path | None:
 
 
 class ProcessWorker(WorkerHandle):
-    def __init__(self, popen: subprocess.Popen, work: Path, tag: str) -> None:
+    def __init__(self, popen: subprocess.Popen, work: Path, tag: str, uid: int) -> None:
         super().__init__()
         self.popen = popen
         self.work = work
         self.tag = tag
+        self.uid = uid  # the worker's own uid (a fresh one per worker when privileges are dropped)
         self._killed = False
         self._threads = [
             threading.Thread(target=self._pump, args=(popen.stdout, self.reader.feed_stdout, True), daemon=True),
@@ -507,9 +508,7 @@ class ProcessBackend(Backend):
         finally:
             if seccomp_fd is not None:
                 os.close(seccomp_fd)
-        worker = ProcessWorker(popen, work, tag)
-        worker.uid = ids[0] if ids else os.geteuid()
-        return worker
+        return ProcessWorker(popen, work, tag, ids[0] if ids else os.geteuid())
 
     def close(self) -> None:
         shutil.rmtree(self._base, ignore_errors=True)

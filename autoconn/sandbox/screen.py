@@ -135,6 +135,9 @@ class _Screen(ast.NodeVisitor):
         self.resolve = resolve
         self.problems: list[ScreenProblem] = []
         self.module_aliases: dict[str, str] = {}  # local name -> tracr module name
+        # ids of AST nodes already accounted for (the tree outlives the visit, so ids stay unique)
+        self.chain_bases: set[int] = set()  # module names read as `alias.<name>`
+        self.chains_checked: set[int] = set()  # inner Attributes of a chain checked from its top
 
     # -- helpers -----------------------------------------------------------------
     def refuse(self, node: ast.AST, why: str) -> None:
@@ -189,7 +192,7 @@ class _Screen(ast.NodeVisitor):
     # -- names and attributes ----------------------------------------------------
     def visit_Name(self, node: ast.Name) -> None:
         self._check_identifier(node, node.id, "name")
-        if node.id in self.module_aliases and not getattr(node, "_attr_base", False):
+        if node.id in self.module_aliases and id(node) not in self.chain_bases:
             if isinstance(node.ctx, ast.Load):
                 self.refuse(node, f"use the module `{node.id}` only as `{node.id}.<name>` "
                                   "(it may not be passed around or aliased)")
@@ -216,17 +219,17 @@ class _Screen(ast.NodeVisitor):
             attrs.append(current.attr)
             current = current.value
         if isinstance(current, ast.Name) and current.id in self.module_aliases:
-            current._attr_base = True  # type: ignore[attr-defined] - visited as a chain base
+            self.chain_bases.add(id(current))
             return current.id, list(reversed(attrs))
         return None
 
     def _check_module_chain(self, node: ast.Attribute, alias: str, attrs: list[str]) -> None:
-        if getattr(node, "_chain_checked", False):
+        if id(node) in self.chains_checked:
             return
         # Mark every inner Attribute of the chain so it is checked once, from the top.
         inner = node.value
         while isinstance(inner, ast.Attribute):
-            inner._chain_checked = True  # type: ignore[attr-defined]
+            self.chains_checked.add(id(inner))
             inner = inner.value
         if not self.resolve:
             return
@@ -273,10 +276,14 @@ class _Screen(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Global(self, node: ast.Global) -> None:
-        for name in node.names:
-            self._check_identifier(node, name, "name")
+        self._check_names(node, node.names)
 
-    visit_Nonlocal = visit_Global
+    def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
+        self._check_names(node, node.names)
+
+    def _check_names(self, node: ast.AST, names: list[str]) -> None:
+        for name in names:
+            self._check_identifier(node, name, "name")
 
     def visit_Await(self, node: ast.AST) -> None:
         self.refuse(node, "await is refused")

@@ -269,7 +269,7 @@ class Integrity:
 # Errors in words an LLM can repair from
 # ---------------------------------------------------------------------------------------
 
-def _shorten(text: str, cap: int = ERROR_CAP) -> str:
+def _shorten(text: object, cap: int = ERROR_CAP) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= cap else text[: cap - 3] + "..."
 
@@ -422,8 +422,9 @@ class Worker:
 
     def _make_evaluator_class(self) -> type:
         rasp = self.rasp
+        base: Any = rasp.DefaultRASPEvaluator  # tracr is imported at run time, under the worker's guards
 
-        class Evaluator(rasp.DefaultRASPEvaluator):
+        class Evaluator(base):
             """rasp.evaluate, memoised per node (shared sub-expressions are evaluated once)
             and iterative over the graph (deep programs do not exhaust the stack), with the
             silent-miscompile traps turned into errors."""
@@ -526,7 +527,7 @@ class Worker:
                         hits.append((_expr, args))
                     return value
 
-                watched.__wrapped__ = expr.f  # type: ignore[attr-defined] - describe() finds the candidate's line
+                watched.__wrapped__ = expr.f  # type: ignore[attr-defined]  # describe() finds the candidate's line
                 expr.f = watched
         return hits
 
@@ -683,7 +684,9 @@ class Worker:
             os.chmod(directory, 0o777)  # the host (another uid outside a container) clears it between jobs
             weights_rel = f"{job.job_id}/weights.npz"
             with open(os.path.join(self.exchange, weights_rel), "wb") as handle:
-                self.np.savez(handle, **runtime.weights)
+                # Any: numpy's stub types **kwds against savez's allow_pickle flag too
+                arrays: dict[str, Any] = dict(runtime.weights)
+                self.np.savez(handle, **arrays)
         common = dict(rasp_outputs=rasp_outputs, model_outputs=model_outputs, output_encoding=encoding, size=size,
                       spec=runtime.spec.to_json(), weights_path=weights_rel, graph=self._graph_facts(model, graph, sources))
         if mismatch:
@@ -890,8 +893,9 @@ def main(argv: list[str] | None = None) -> int:
             failure = JobResult.failure("?", "crash", f"bad job line: {_shorten(err)}")
             protocol.send({"type": "result", "result": failure.to_json(), "recycle": []})
             continue
+        recycle: list[str] = []
         if not valid_job_id(job.job_id):
-            result, recycle = JobResult.failure(str(job.job_id)[:80], "crash", "invalid job_id (use letters, digits, . _ -)"), []
+            result = JobResult.failure(str(job.job_id)[:80], "crash", "invalid job_id (use letters, digits, . _ -)")
         else:
             result, recycle = worker.run_job(job)
         protocol.send({"type": "result", "result": result.to_json(), "recycle": recycle})

@@ -202,7 +202,9 @@ def save_demo_lm(lm: DemoLM, directory: Path = DEFAULT_DIR) -> Path:
     weights = directory / WEIGHTS_FILE
     tmp = weights.with_suffix(".tmp.npz")
     with open(tmp, "wb") as handle:
-        np.savez_compressed(handle, **{k: v.astype(np.float32) for k, v in lm.params.items()})
+        # Any: numpy's stub types **kwds against savez's allow_pickle flag too
+        arrays: dict[str, Any] = {k: v.astype(np.float32) for k, v in lm.params.items()}
+        np.savez_compressed(handle, **arrays)
     tmp.replace(weights)
     record = dict(lm.record, weights_sha256=_sha256(weights), weights_file=WEIGHTS_FILE)
     meta = directory / META_FILE

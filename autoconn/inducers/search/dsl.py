@@ -160,6 +160,20 @@ class Node:
         return self._key
 
     @property
+    def function(self) -> Lam:
+        """The Lam of a Map, NumMap or SequenceMap: the op guarantees one, so a missing one is a bug."""
+        if self.fn is None:
+            raise ValueError(f"a {self.op.value} node carries no function")
+        return self.fn
+
+    @property
+    def predicate(self) -> Pred:
+        """The predicate of a Select: the op guarantees one, so a missing one is a bug."""
+        if self.pred is None:
+            raise ValueError(f"a {self.op.value} node carries no predicate")
+        return self.pred
+
+    @property
     def is_selector(self) -> bool:
         return self.op is Op.SELECT
 
