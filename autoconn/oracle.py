@@ -193,7 +193,7 @@ def make_draw(rule: Rule, spec: OracleSpec, vocab: Sequence[Token], kind: str, m
 
 def disagreements(rule: Rule, spec: OracleSpec, task: Task) -> Iterator[tuple[Example, tuple[Value, ...] | None]]:
     """Task examples the oracle answers differently (its rule and the file contradict each other)."""
-    from autoconn.conn.verify import values_match
+    from autoconn.conn.compare import values_match
 
     for example in task.examples:
         got = expected_outputs(rule, spec, example.inputs, task.output_kind)

@@ -100,15 +100,20 @@ def verified_length(meta: Mapping[str, Any]) -> int:
     return int(legacy) if isinstance(legacy, int) else int(meta.get("max_seq_len") or 0)
 
 
+def record_counts(record: Mapping[str, Any]) -> tuple[int, int]:
+    """(right, total) over everything that gave a verified block's verdict: the sealed examples
+    (the validation ones when nothing was held out) and the oracle's inputs."""
+    sealed = record.get("sealed") or {}
+    oracle = record.get("oracle") or {}
+    checked = sealed if record.get("held_out") or not record.get("validation") else record.get("validation") or {}
+    right = int(checked.get("correct", 0)) + sum(int(r.get("correct", 0)) for r in oracle.get("lengths", []))
+    return right, int(checked.get("total", 0)) + int(oracle.get("inputs", 0))
+
+
 def verdict_counts(meta: Mapping[str, Any]) -> tuple[int, int]:
-    """(right, total) over everything that gave the verdict: sealed examples and oracle inputs
-    (entries from before the verified block: their held-out figures)."""
+    """record_counts of a conn.json (entries from before the verified block: their held-out figures)."""
     record = meta.get("verified")
     if isinstance(record, Mapping):
-        sealed = record.get("sealed") or {}
-        oracle = record.get("oracle") or {}
-        checked = sealed if record.get("held_out") or not record.get("validation") else record.get("validation") or {}
-        right = int(checked.get("correct", 0)) + sum(int(r.get("correct", 0)) for r in oracle.get("lengths", []))
-        return right, int(checked.get("total", 0)) + int(oracle.get("inputs", 0))
+        return record_counts(record)
     legacy = meta.get("verification") or {}
     return int(legacy.get("correct", 0) or 0), int(legacy.get("total", 0) or 0)

@@ -33,7 +33,6 @@ import builtins
 import gc
 import io
 import json
-import math
 import os
 import resource
 import signal
@@ -43,13 +42,13 @@ import time
 import traceback
 from typing import Any
 
+from autoconn.conn.compare import values_match
 from autoconn.sandbox.protocol import MAX_SOURCE_BYTES, Job, JobResult, decode_line, encode_line, valid_job_id
 from autoconn.sandbox.screen import screen_error
 
 CANDIDATE_FILE = "<candidate>"
 LOG_CAP = 4096  # characters of candidate output kept per job (the rest is counted, dropped)
 ERROR_CAP = 600  # characters of an exception message kept in an error text
-NUMERIC_TOLERANCE = 1e-3
 CPU_MARGIN_SECONDS = 10
 LIFETIME_CPU_SECONDS = 4 * 3600  # hard RLIMIT_CPU of a worker; it recycles itself well before
 MAX_JOBS_PER_WORKER = 400
@@ -705,15 +704,7 @@ def _first_mismatch(inputs: list, rasp_outputs: list, model_outputs: list, kind:
     from rasp (an Aggregate that selected nothing) is left to verification."""
     for xs, want, got in zip(inputs, rasp_outputs, model_outputs):
         for position, (w, g) in enumerate(zip(want, got)):
-            if w is None:
-                continue
-            if kind == "numerical":
-                same = isinstance(w, (int, float)) and isinstance(g, (int, float)) and math.isfinite(g) and abs(float(w) - float(g)) <= NUMERIC_TOLERANCE
-            elif isinstance(w, bool) or isinstance(g, bool):
-                same = type(w) is type(g) and w == g
-            else:
-                same = w == g
-            if not same:
+            if w is not None and not values_match(w, g, kind):
                 return (f"the compiled model disagrees with rasp.evaluate on input {list(xs)} at position {position}: "
                         f"rasp gives {w!r}, the model {g!r} (tracr compiled this program wrongly; numerical SOps need "
                         "values in [0, 1] for Aggregates, categorical ones exactly one selected position)")

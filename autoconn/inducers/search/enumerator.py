@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from autoconn.conn.compare import NUMERIC_TOLERANCE
 from autoconn.inducers.search import blocks as B
 from autoconn.inducers.search import primitives as P
 from autoconn.inducers.search import tables as T
@@ -42,7 +43,6 @@ from autoconn.inducers.search.dsl import INDICES, OP_COST, TOKENS, Lam, Node, Op
 from autoconn.inducers.search.evaluate import CODE, MISSING, Batch, Entry, Evaluator, NumSem, SelSem, Sem
 from autoconn.inducers.search.goals import Goals
 
-NUMERIC_TOLERANCE = 1e-3
 CHECK_EVERY = 64
 
 
