@@ -200,12 +200,3 @@ def check_weights_file(path: str | os.PathLike[str], spec: ConnSpec, *, residual
                 raise WeightsError(f"{name}: the archive declares {info.file_size} bytes for {_nbytes(want)} bytes of data")
     return expected
 
-
-def load_checked(path: str | os.PathLike[str], spec: ConnSpec, *, residual_width: int | None = None,
-                 max_total_bytes: int = MAX_TOTAL_BYTES) -> dict[str, Any]:
-    """check_weights_file, then the arrays (allow_pickle off)."""
-    import numpy as np
-
-    expected = check_weights_file(path, spec, residual_width=residual_width, max_total_bytes=max_total_bytes)
-    with np.load(path, allow_pickle=False) as archive:
-        return {name: archive[name] for name in expected}
