@@ -146,10 +146,6 @@ class Split:
     validation: tuple[Example, ...]
     sealed: tuple[Example, ...]
 
-    @property
-    def sealed_max_length(self) -> int:
-        return max((len(e.inputs) for e in self.sealed), default=0)
-
 
 def sort_key(value: Value) -> tuple[int, Any]:
     """Orders mixed-type vocabularies deterministically (bools, numbers, strings)."""

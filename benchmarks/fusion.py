@@ -71,15 +71,6 @@ def right(result: FusionResult, answer: str) -> bool:
     return result.stop == "end_of_text" and result.completion == answer
 
 
-def first_failure(results: Sequence[FusionResult], examples: Sequence[corpus.Example]) -> dict[str, str] | None:
-    """One wrong completion, to show what went wrong (a completion that did not stop ends with "…")."""
-    for result, example in zip(results, examples):
-        if not right(result, example.answer):
-            shown = result.completion + ("" if result.stop == "end_of_text" else "…")
-            return {"prompt": example.prompt, "expected": example.answer, "got": shown}
-    return None
-
-
 def measure_rule(lm: DemoLM, library: Library, rule: str, conns: Sequence[Any], per_length: int,
                  seed: int, min_length: int, oracles: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per operand length: accuracy of the LM alone and fused, and why fused rows failed."""

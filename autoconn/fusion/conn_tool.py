@@ -50,14 +50,6 @@ class FusedConn:
     def answer(self, operand: Sequence[Token]) -> str:
         return self.answer_many([operand])[0]
 
-    def answer_text(self, operand_text: str) -> str:
-        """The answer for an operand written as LM text (raises ValueError when it does not parse)."""
-        parsed = self.spec.parse_operand(operand_text)
-        if isinstance(parsed, str):
-            raise ValueError(f"{self.name}: {parsed}")
-        return self.answer(parsed)
-
-
 def load_fused_conns(names: Sequence[str], library: Library | str | Path = "generated_conns", *,
                      unverified_lengths: bool = False) -> list[FusedConn]:
     """The named library CoNNs with their specs; raises LibraryError (unknown name) or

@@ -400,7 +400,3 @@ def screen_error(source: Any, *, resolve: bool = True) -> str | None:
         return None
     head = "refused by the static screen: " + "; ".join(str(p) for p in problems)
     return head
-
-
-def iter_problems(source: str) -> Iterator[ScreenProblem]:  # convenience for tools and tests
-    yield from screen_source(source)

@@ -158,7 +158,7 @@ def _cpu_seconds() -> float:
 def _set_cpu_budget(seconds: float) -> None:
     """Soft RLIMIT_CPU = used so far + this job's budget (the hard limit caps the worker's life)."""
     try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
         want = int(_cpu_seconds() + seconds) + 1
         if hard != resource.RLIM_INFINITY:
             want = min(want, hard)

@@ -118,9 +118,6 @@ class Op(enum.Enum):
     LINEAR = "linear"  # numerical x - y (LinearSequenceMap(x, y, 1, -1)): signed numerical outputs
 
 
-SOP_OPS = frozenset(op for op in Op if op is not Op.SELECT)
-ATTENTION_OPS = frozenset({Op.AGGREGATE, Op.MEAN, Op.WIDTH})
-
 # Cost of one operation: attention (a layer's attention sublayer) costs more than an MLP.
 OP_COST = {
     Op.TOKENS: 0,
@@ -172,10 +169,6 @@ class Node:
         if self.pred is None:
             raise ValueError(f"a {self.op.value} node carries no predicate")
         return self.pred
-
-    @property
-    def is_selector(self) -> bool:
-        return self.op is Op.SELECT
 
     @property
     def numerical(self) -> bool:

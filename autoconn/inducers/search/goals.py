@@ -170,7 +170,6 @@ class Goals:
         self.tables = tables
         self.sentinel = sentinel
         self.refusals: list[str] = []  # why tables were not made (undetermined entries), first few
-        self.refused = 0
         self._case_cache: dict[Any, list[Lam]] = {}
         self.token_functional = False
 
@@ -518,7 +517,6 @@ class Goals:
         return values
 
     def _refuse(self, node: Node, why: T.Refusal) -> None:
-        self.refused += 1
         if len(self.refusals) < 5:
             from autoconn.inducers.search.lower import describe
             try:
