@@ -21,9 +21,15 @@ class CharLM(Protocol):
     the model attends to (callers keep only the last ``max_context`` characters).
     """
 
-    alphabet: Sequence[str]
-    end_of_text: str
-    max_context: int
+    # Read-only (properties): fusion only reads them, so a model may hold a tuple, a list or a str.
+    @property
+    def alphabet(self) -> Sequence[str]: ...
+
+    @property
+    def end_of_text(self) -> str: ...
+
+    @property
+    def max_context(self) -> int: ...
 
     def next_char_logits(self, contexts: Sequence[str]) -> np.ndarray:
         """Logits of the next character for each context, shape (len(contexts), len(alphabet))."""
