@@ -9,7 +9,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -43,7 +43,8 @@ class ClearErrors(TyperGroup):
 
 app = typer.Typer(cls=ClearErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="AutoCoNN: induce, compile, verify and register compiled transformers (CoNNs).")
-sandbox_app = typer.Typer(cls=ClearErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="The isolation that runs candidate programs.")
+sandbox_app = typer.Typer(cls=ClearErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                          help="The isolation that runs candidate programs.")
 app.add_typer(sandbox_app, name="sandbox")
 
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)  # no 80-column cut in pipes
@@ -61,21 +62,22 @@ TRIGGER_HELP = "Fusion: text that closes the operand and calls the CoNN (default
 OPERAND_START_HELP = "Fusion: text that opens the operand (default NAME followed by '(')."
 SPLIT_HELP = "Fusion: how the operand becomes tokens: char (one per character) or space (whitespace-separated)."
 POSITIONS_HELP = "Fusion: which outputs the CoNN writes: all, first or last (default all for sequences, first for one value)."
-JOIN_HELP = "Fusion: what separates written outputs: '' or ' ' (default '' when tokens and outputs are single characters, else ' ')."
+JOIN_HELP = ("Fusion: what separates written outputs: '' or ' ' "
+             "(default '' when tokens and outputs are single characters, else ' ').")
 
 
 # Flags several commands share, declared once.
 LibraryDir = Annotated[Path, typer.Option("--out", help="Library folder.")]
-Trigger = Annotated[Optional[str], typer.Option("--trigger", help=TRIGGER_HELP)]
-OperandStart = Annotated[Optional[str], typer.Option("--operand-start", help=OPERAND_START_HELP)]
-Split = Annotated[Optional[str], typer.Option("--split", help=SPLIT_HELP)]
-OutputPositions = Annotated[Optional[str], typer.Option("--output-positions", help=POSITIONS_HELP)]
-OutputJoin = Annotated[Optional[str], typer.Option("--output-join", help=JOIN_HELP)]
-Model = Annotated[Optional[str], typer.Option("--model", help=MODEL_HELP)]
-BaseUrl = Annotated[Optional[str], typer.Option("--base-url", help=BASE_URL_HELP)]
-Samples = Annotated[Optional[int], typer.Option("--samples", min=1, max=16, help=SAMPLES_HELP)]
-Temperature = Annotated[Optional[float], typer.Option("--temperature", min=0.0, max=2.0, help=TEMPERATURE_HELP)]
-MaxTokens = Annotated[Optional[int], typer.Option("--max-tokens", min=1, help=MAX_TOKENS_HELP)]
+Trigger = Annotated[str | None, typer.Option("--trigger", help=TRIGGER_HELP)]
+OperandStart = Annotated[str | None, typer.Option("--operand-start", help=OPERAND_START_HELP)]
+Split = Annotated[str | None, typer.Option("--split", help=SPLIT_HELP)]
+OutputPositions = Annotated[str | None, typer.Option("--output-positions", help=POSITIONS_HELP)]
+OutputJoin = Annotated[str | None, typer.Option("--output-join", help=JOIN_HELP)]
+Model = Annotated[str | None, typer.Option("--model", help=MODEL_HELP)]
+BaseUrl = Annotated[str | None, typer.Option("--base-url", help=BASE_URL_HELP)]
+Samples = Annotated[int | None, typer.Option("--samples", min=1, max=16, help=SAMPLES_HELP)]
+Temperature = Annotated[float | None, typer.Option("--temperature", min=0.0, max=2.0, help=TEMPERATURE_HELP)]
+MaxTokens = Annotated[int | None, typer.Option("--max-tokens", min=1, help=MAX_TOKENS_HELP)]
 Sandbox = Annotated[str, typer.Option("--sandbox", help=SANDBOX_HELP)]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
@@ -89,8 +91,8 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def fusion_overrides(trigger: Optional[str], operand_start: Optional[str], split: Optional[str],
-                     output_positions: Optional[str], output_join: Optional[str]) -> Any:
+def fusion_overrides(trigger: str | None, operand_start: str | None, split: str | None,
+                     output_positions: str | None, output_join: str | None) -> Any:
     """The fusion flags as FusionOverrides (validated against the CoNN later, by build_spec)."""
     from autoconn.fusion.metadata import FusionOverrides
 
@@ -145,21 +147,22 @@ def finite_budget(budget: float) -> None:
 
 @app.command()
 def induce(
-    task_file: Optional[Path] = typer.Argument(None, metavar="TASK.jsonl", help="Input/output examples of the rule."),
-    name: Optional[str] = typer.Option(None, "--name", help="Library name (default: the header's name or the file's stem)."),
-    description: Optional[str] = typer.Option(None, "--description", help="What the rule is, in words."),
+    task_file: Path | None = typer.Argument(None, metavar="TASK.jsonl", help="Input/output examples of the rule."),
+    name: str | None = typer.Option(None, "--name", help="Library name (default: the header's name or the file's stem)."),
+    description: str | None = typer.Option(None, "--description", help="What the rule is, in words."),
     inducer: str = typer.Option("auto", "--inducer", help="auto (the LLM when configured, else search), search, llm, or files."),
-    candidates: list[Path] = typer.Option([], "--candidate", help="With --inducer files: a program to try (repeatable, in order)."),
+    candidates: list[Path] = typer.Option([], "--candidate",
+                                          help="With --inducer files: a program to try (repeatable, in order)."),
     sandbox: Sandbox = "auto",
-    max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Compiled length (default: twice the longest example)."),
-    oracle: Optional[str] = typer.Option(None, "--oracle", metavar="FILE.py:FUNC", help=ORACLE_HELP),
+    max_seq_len: int | None = typer.Option(None, "--max-seq-len", help="Compiled length (default: twice the longest example)."),
+    oracle: str | None = typer.Option(None, "--oracle", metavar="FILE.py:FUNC", help=ORACLE_HELP),
     no_sealed: bool = typer.Option(False, "--no-sealed", help=NO_SEALED_HELP),
     out_dir: LibraryDir = Path("generated_conns"),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run logs and checkpoints go."),
     budget: float = typer.Option(300.0, "--budget", help="Seconds of work before giving up."),
     max_attempts: int = typer.Option(40, "--max-attempts", help="Candidates to check before giving up."),
     force: bool = typer.Option(False, "--force", help="Replace an existing CoNN of the same name (also with --resume)."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run (its RUN_ID)."),
+    resume: str | None = typer.Option(None, "--resume", help="Continue an interrupted run (its RUN_ID)."),
     limit: list[str] = typer.Option([], "--limit", metavar="NAME=N", help=LIMIT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
@@ -230,7 +233,7 @@ class InductionProgress:
         self.base_elapsed, self.stage_started, self.last_logged = 0.0, 0.0, ""
         self._status: Any = None
 
-    def __enter__(self) -> "InductionProgress":
+    def __enter__(self) -> InductionProgress:
         import time
 
         self.stage_started = time.monotonic()
@@ -277,10 +280,12 @@ def _print_induce(summary: dict[str, Any]) -> None:
     if summary["status"] == "verified":
         out.print(f"[green]verified[/] {escape(summary['name'])}: {escape(summary['statement'] or '')}", highlight=False)
         if not summary.get("held_out"):
-            out.print("  [bold yellow]not held out:[/] the verdict used examples whose counterexamples could be shown to the inducer",
+            out.print("  [bold yellow]not held out:[/] the verdict used examples whose counterexamples could be shown "
+                      "to the inducer",
                       highlight=False)
         say(f"  split:    {summary['split']['induction']} induction, {summary['split']['validation']} validation, "
-            f"{summary['split']['sealed']} sealed examples; {summary['validation_revealed']} validation counterexample(s) revealed")
+            f"{summary['split']['sealed']} sealed examples; "
+            f"{summary['validation_revealed']} validation counterexample(s) revealed")
         say(f"  program:  {summary['program']}")
         say(f"  model:    {summary['layers']} layers, {summary['parameters']} parameters")
     else:
@@ -303,7 +308,7 @@ def bench(
     budget: float = typer.Option(60.0, "--budget", help="Seconds per task."),
     max_attempts: int = typer.Option(20, "--max-attempts", help="Candidates per task."),
     only: list[str] = typer.Option([], "--task", help="Only these tasks (file stems; repeatable)."),
-    oracles: Optional[Path] = typer.Option(None, "--oracles", metavar="FILE.py",
+    oracles: Path | None = typer.Option(None, "--oracles", metavar="FILE.py",
                                            help="Python file with one function per task, named like the task file's stem, used as that "
                                                 "task's oracle (default: DIR/generate.py when it exists; 'none' to use none)."),
     model: Model = None,
@@ -341,7 +346,7 @@ def bench(
                   TimeElapsedColumn(), console=err, transient=True) as progress:
         bar = progress.add_task("bench", total=len(files))
 
-        def on_task(name: str, row: Optional[BenchRow]) -> None:
+        def on_task(name: str, row: BenchRow | None) -> None:
             if row is None:
                 progress.update(bar, description=f"inducing {name}")
             else:
@@ -380,7 +385,7 @@ def bench(
     out.print(f"proven at every compiled length: {summary['proven_every_length']} of {overall['solved']} verified")
 
 
-def _bench_oracles(directory: Path, oracles: Optional[Path]) -> Optional[Path]:
+def _bench_oracles(directory: Path, oracles: Path | None) -> Path | None:
     """The oracle file for a bench: given, DIR/generate.py by default, or none."""
     if oracles is not None and str(oracles) == "none":
         return None
@@ -396,10 +401,10 @@ def _bench_oracles(directory: Path, oracles: Optional[Path]) -> Optional[Path]:
 def check(
     program: Path = typer.Argument(..., help="Python file binding `program` to a rasp.SOp."),
     task_file: Path = typer.Argument(..., metavar="TASK.jsonl", help="Examples the program must reproduce."),
-    register: Optional[str] = typer.Option(None, "--register", help="Register the CoNN under this name when it verifies."),
-    oracle: Optional[str] = typer.Option(None, "--oracle", metavar="FILE.py:FUNC", help=ORACLE_HELP),
+    register: str | None = typer.Option(None, "--register", help="Register the CoNN under this name when it verifies."),
+    oracle: str | None = typer.Option(None, "--oracle", metavar="FILE.py:FUNC", help=ORACLE_HELP),
     out_dir: LibraryDir = Path("generated_conns"),
-    max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Compiled length (default: twice the longest example)."),
+    max_seq_len: int | None = typer.Option(None, "--max-seq-len", help="Compiled length (default: twice the longest example)."),
     sandbox: Sandbox = "auto",
     force: bool = typer.Option(False, "--force", help="Replace an existing CoNN of the same name."),
     limit: list[str] = typer.Option([], "--limit", metavar="NAME=N", help=LIMIT_HELP),
@@ -563,12 +568,17 @@ def show(
 @app.command()
 def run(
     name: str = typer.Argument(..., help="A registered CoNN."),
-    tokens: Optional[list[str]] = typer.Argument(None, help="Input tokens, e.g. `a b c` (a single word is split into characters if the vocab is single characters)."),
-    input_file: Optional[Path] = typer.Option(None, "--input-file", help="Inputs, one per line (tokens as on the command line, or a JSON list); '-' reads stdin. One output line each."),
+    tokens: list[str] | None = typer.Argument(None, help="Input tokens, e.g. `a b c` (a single word is split into characters "
+                                                         "if the vocab is single characters)."),
+    input_file: Path | None = typer.Option(None, "--input-file",
+                                           help="Inputs, one per line (tokens as on the command line, or a JSON list); "
+                                                "'-' reads stdin. One output line each."),
     out_dir: LibraryDir = Path("generated_conns"),
     unverified_lengths: bool = typer.Option(False, "--unverified-lengths",
-                                            help="Answer inputs longer than the proven length (up to the compiled one), with a warning."),
-    as_json: bool = typer.Option(False, "--json", help="Print {input, output, verified} as JSON (one object per line with --input-file)."),
+                                            help="Answer inputs longer than the proven length (up to the compiled one), "
+                                                 "with a warning."),
+    as_json: bool = typer.Option(False, "--json",
+                                 help="Print {input, output, verified} as JSON (one object per line with --input-file)."),
 ) -> None:
     """Run a registered CoNN on one input (or a file of them), from its stored weights (no recompiling, no jax for small batches).
 
@@ -594,7 +604,7 @@ def run(
         runtime = entry.runtime()
         outputs = runtime.run(batch)
     except (ConnInputError, LibraryError) as error:
-        failed_row: Optional[int] = getattr(error, "row", None)
+        failed_row: int | None = getattr(error, "row", None)
         fail_usage(f"{name}: {where[failed_row] if failed_row is not None else ''}{error}")
     if input_file is not None:
         lines = (json.dumps({"name": name, "input": i, "output": o, "verified": len(i) <= proven}, default=str) if as_json
@@ -606,7 +616,7 @@ def run(
         out.print(" ".join(_format_value(v) for v in outputs[0]), highlight=False, markup=False)
 
 
-def _parse_words(words: list[str], vocab: list[Any], cache: Optional[dict[str, Any]] = None) -> list[Any]:
+def _parse_words(words: list[str], vocab: list[Any], cache: dict[str, Any] | None = None) -> list[Any]:
     """Command-line words as vocab tokens (a single word of single-character tokens is split)."""
     if len(words) == 1 and all(isinstance(t, str) and len(t) == 1 for t in vocab) and len(words[0]) > 1:
         words = list(words[0])
@@ -697,13 +707,16 @@ app.command("register", hidden=True, deprecated=True, help="Renamed: use `autoco
 def fuse(
     prompt: str = typer.Argument(..., help="The text the language model continues."),
     conns: list[str] = typer.Option([], "--conn", help="A registered CoNN to fuse (repeatable)."),
-    lm: str = typer.Option("demo", "--lm", help="demo (the in-process character LM) or openai (a chat model over an OpenAI-compatible API)."),
-    model: Optional[str] = typer.Option(None, "--model", help="With --lm openai: the model (default: $AUTOCONN_MODEL)."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="With --lm openai: the API base URL (default: $OPENAI_BASE_URL)."),
+    lm: str = typer.Option("demo", "--lm",
+                           help="demo (the in-process character LM) or openai (a chat model over an OpenAI-compatible API)."),
+    model: str | None = typer.Option(None, "--model", help="With --lm openai: the model (default: $AUTOCONN_MODEL)."),
+    base_url: str | None = typer.Option(None, "--base-url",
+                                        help="With --lm openai: the API base URL (default: $OPENAI_BASE_URL)."),
     max_new: int = typer.Option(64, "--max-new", help="demo: characters to generate; openai: max tokens per request."),
     out_dir: LibraryDir = Path("generated_conns"),
     unverified_lengths: bool = typer.Option(False, "--unverified-lengths",
-                                            help="Let CoNNs answer operands longer than they are proven on (default: the LM writes those)."),
+                                            help="Let CoNNs answer operands longer than they are proven on "
+                                                 "(default: the LM writes those)."),
     as_json: bool = typer.Option(False, "--json", help="Print the completion, CoNN spans and fallbacks as JSON."),
 ) -> None:
     """Generate with a language model while registered CoNNs write the answers their triggers call for."""
@@ -746,7 +759,7 @@ def fuse(
             fail_usage(str(error))
         except EndpointError as error:
             err.print(f"[bold red]error:[/] {error}", highlight=False)
-            raise typer.Exit(EXIT_FAILED)
+            raise typer.Exit(EXIT_FAILED) from None
     if as_json:
         emit_json({"lm": lm, "conns": [c.name for c in fused]} | result.to_json())
         return
@@ -765,7 +778,8 @@ def _print_fused(result: Any) -> None:
     text.append(result.completion[at:])
     out.print(text, highlight=False)
     for span in result.spans:
-        err.print(f"[green]{span.conn}[/] wrote {result.completion[span.start:span.end]!r} (characters {span.start}-{span.end})", highlight=False)
+        written = result.completion[span.start:span.end]
+        err.print(f"[green]{span.conn}[/] wrote {written!r} (characters {span.start}-{span.end})", highlight=False)
     for fallback in result.fallbacks:
         err.print(f"[yellow]{fallback.conn}[/] not called at character {fallback.position}: {fallback.reason}", highlight=False)
 
@@ -785,7 +799,8 @@ def sandbox_status_command(as_json: bool = typer.Option(False, "--json")) -> Non
 
 @sandbox_app.command("build")
 def sandbox_build_command(
-    base: Optional[str] = typer.Option(None, "--base", help="Base image (default: python:3.11-slim when reachable, else the local debootstrap base)."),
+    base: str | None = typer.Option(None, "--base", help="Base image (default: python:3.11-slim when reachable, "
+                                                         "else the local debootstrap base)."),
 ) -> None:
     """Build the Docker image the sandbox runs candidates in (no registry needed)."""
     from autoconn.sandbox import build_image
@@ -821,7 +836,8 @@ def review(
 def export(
     name: str = typer.Argument(..., help="A registered CoNN."),
     to: Path = typer.Option(..., "--to", help="Folder to write the export into."),
-    fmt: str = typer.Option("safetensors", "--format", help="safetensors (model.safetensors + config.json + a numpy loader) or transformer-lens."),
+    fmt: str = typer.Option("safetensors", "--format",
+                            help="safetensors (model.safetensors + config.json + a numpy loader) or transformer-lens."),
     library: Path = typer.Option(Path("generated_conns"), "--library", help="Library folder."),
 ) -> None:
     """Export a CoNN's weights (exactly as the runtime uses them) to safetensors or TransformerLens."""
@@ -832,12 +848,14 @@ def export(
             from autoconn.export.safetensors_export import export_safetensors
 
             folder = export_safetensors(name, to, library)
-            hint = f"python -c \"import sys; sys.path.insert(0, '{folder}'); import conn_numpy; print(conn_numpy.load('{folder}').run([...]))\""
+            hint = (f"python -c \"import sys; sys.path.insert(0, '{folder}'); import conn_numpy; "
+                    f"print(conn_numpy.load('{folder}').run([...]))\"")
         else:
             from autoconn.export.tlens import export_transformer_lens
 
             folder = export_transformer_lens(name, to, library)
-            hint = f"from autoconn.export.tlens import load_hooked; model = load_hooked('{folder}')   # needs pip install -e '.[export]'"
+            hint = (f"from autoconn.export.tlens import load_hooked; model = load_hooked('{folder}')"
+                    "   # needs pip install -e '.[export]'")
     except LibraryError as error:
         fail_usage(str(error))
     for path in sorted(folder.iterdir()):

@@ -90,8 +90,8 @@ def make_record(*, how: str, held_out: bool, compiled_max_seq_len: int, sealed: 
     return record
 
 
-def with_oracle(previous: Optional[Mapping[str, Any]], oracle: dict[str, Any], compiled_max_seq_len: int,
-                legacy: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+def with_oracle(previous: Mapping[str, Any] | None, oracle: dict[str, Any], compiled_max_seq_len: int,
+                legacy: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The record after `autoconn verify`: the earlier sealed and validation figures kept, the
     oracle's (held out from everyone) replacing any earlier oracle, the proven length recomputed,
     so it may go up or down. `legacy`: an entry's figures from before the verified block."""
