@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_TASK ?= rule_examples/sort.jsonl
 DEMO_ORACLE ?= rule_examples/generate.py:sort
 
-.PHONY: demo test test-fast sandbox browser bench clean
+.PHONY: demo test test-fast lint sandbox browser bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ browser:
 
 test: $(TEST_STAMP) sandbox browser
 	$(BIN)/python -m pytest -q -rs
+
+# ruff and mypy as configured in pyproject.toml; in the test environment, so mypy sees torch's types
+# (autoconn/export) as the tests do.
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check autoconn tests benchmarks
+	$(BIN)/mypy
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not docker"

@@ -10,9 +10,10 @@ the CLI turns each into one line and exit 2.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 from autoconn import settings
 from autoconn.checking import (
@@ -48,9 +49,9 @@ class RunRequest:
     """Everything a user can ask of one induction run (the flags of `autoconn induce`)."""
 
     task_path: str
-    name: Optional[str] = None
-    description: Optional[str] = None
-    max_seq_len: Optional[int] = None
+    name: str | None = None
+    description: str | None = None
+    max_seq_len: int | None = None
     library_dir: str = "generated_conns"
     runs_dir: str = "runs"
     inducer: str = "auto"
@@ -59,7 +60,7 @@ class RunRequest:
     budget_seconds: float = 300.0
     max_attempts: int = 40
     force: bool = False
-    oracle: Optional[str] = None  # FILE.py:FUNC
+    oracle: str | None = None  # FILE.py:FUNC
     sealed: bool = True  # False: --no-sealed
     limits: Limits = field(default_factory=Limits)
     fusion: Mapping[str, Any] = field(default_factory=dict)  # FusionOverrides.to_json()
@@ -121,7 +122,7 @@ def llm_options(llm: Mapping[str, Any], library_dir: str) -> dict[str, Any]:
     return {"library_dir": str(library_dir)} | {k: v for k, v in llm.items() if v is not None and k != "api_key"}
 
 
-def run_context(config: RunConfig, *, on_event: Optional[EventSink] = None, sandbox: Optional[Sandbox] = None) -> RunContext:
+def run_context(config: RunConfig, *, on_event: EventSink | None = None, sandbox: Sandbox | None = None) -> RunContext:
     """The live objects of a run: its inducers and a sandbox (a shared one is never closed by the run)."""
     from autoconn.sandbox import open_sandbox
 
@@ -135,8 +136,8 @@ def run_context(config: RunConfig, *, on_event: Optional[EventSink] = None, sand
                       on_event=on_event or ignore_event)
 
 
-def start_run(request: RunRequest | PreparedRun, *, on_event: Optional[EventSink] = None,
-              sandbox: Optional[Sandbox] = None) -> RunOutcome:
+def start_run(request: RunRequest | PreparedRun, *, on_event: EventSink | None = None,
+              sandbox: Sandbox | None = None) -> RunOutcome:
     """Checks the request (unless already prepared), then runs the pipeline to a verdict:
     registered, or failed with the reason."""
     prepared = request if isinstance(request, PreparedRun) else prepare_run(request)
@@ -144,8 +145,8 @@ def start_run(request: RunRequest | PreparedRun, *, on_event: Optional[EventSink
     return run_graph(context, prepared.config)
 
 
-def resume_run(run_id: str, *, runs_dir: str = "runs", force: bool = False, llm: Optional[Mapping[str, Any]] = None,
-               on_event: Optional[EventSink] = None, sandbox: Optional[Sandbox] = None) -> RunOutcome:
+def resume_run(run_id: str, *, runs_dir: str = "runs", force: bool = False, llm: Mapping[str, Any] | None = None,
+               on_event: EventSink | None = None, sandbox: Sandbox | None = None) -> RunOutcome:
     """Continues an interrupted run from its last checkpoint, with the config it started with (the
     checkpoint is the only source); `force` may replace a same-name entry, `llm` may point the LLM
     inducer elsewhere (a new endpoint or model). A finished run is reported again."""
@@ -168,9 +169,9 @@ def resume_run(run_id: str, *, runs_dir: str = "runs", force: bool = False, llm:
 
 def register_checked(library_dir: str, name: str, source: str, task: Task, settings: CompileSettings, *,
                      size: Mapping[str, Any], spec: Mapping[str, Any], weights: str, verified: Mapping[str, Any],
-                     provenance: Mapping[str, Any], fusion: Optional[Mapping[str, Any]] = None, force: bool = False,
-                     run_id: Optional[str] = None, graph: Optional[dict[str, Any]] = None,
-                     induction: Optional[dict[str, Any]] = None) -> LibraryEntry:
+                     provenance: Mapping[str, Any], fusion: Mapping[str, Any] | None = None, force: bool = False,
+                     run_id: str | None = None, graph: dict[str, Any] | None = None,
+                     induction: dict[str, Any] | None = None) -> LibraryEntry:
     """Writes a checked CoNN to the library in one transaction (program, conn.json, weights, graph):
     the register node and `check --register` both come here."""
     fusion_spec = fusion_for_task(name, task, fusion, output_values=spec.get("output_decoding")).to_json()
@@ -198,9 +199,9 @@ class Registration:
     fusion: Mapping[str, Any] = field(default_factory=dict)
 
 
-def check_program(program: str | Path, task_path: str | Path, *, oracle: Optional[str] = None,
-                  max_seq_len: Optional[int] = None, sandbox: str = "auto", limits: Limits = Limits(),
-                  register: Optional[Registration] = None,
+def check_program(program: str | Path, task_path: str | Path, *, oracle: str | None = None,
+                  max_seq_len: int | None = None, sandbox: str = "auto", limits: Limits | None = None,
+                  register: Registration | None = None,
                   on_start: Callable[[Task], None] = lambda task: None) -> dict[str, Any]:
     """Compiles a hand-written program in the sandbox and scores its weights here on every example
     of the task (and the oracle's inputs); registers it when it verifies and `register` is given.
@@ -210,7 +211,7 @@ def check_program(program: str | Path, task_path: str | Path, *, oracle: Optiona
 
     if sandbox not in SANDBOX_CHOICES:
         raise RequestError(f"--sandbox {sandbox!r}: choose auto, docker or process")
-    task = load_task(task_path, max_seq_len=max_seq_len, limits=limits)
+    task = load_task(task_path, max_seq_len=max_seq_len, limits=limits or Limits())
     program = Path(program)
     if not program.is_file():
         raise RequestError(f"{program}: no such program file")
@@ -229,7 +230,7 @@ def check_program(program: str | Path, task_path: str | Path, *, oracle: Optiona
             fusion_for_task(register.name, task, dict(register.fusion))  # fail before compiling, not after
         except FusionSpecError as error:
             raise FusionSpecError(f"fusion: {error}") from None
-    draw: Optional[OracleDraw] = None
+    draw: OracleDraw | None = None
     if oracle:
         spec = OracleSpec.parse(oracle)
         check_oracle(spec, task)

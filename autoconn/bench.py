@@ -11,7 +11,7 @@ import re
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from autoconn.oracle import OracleSpec, has_rule
 from autoconn.parallel.jobs import TaskJob
@@ -26,23 +26,23 @@ class BenchRow:
     solved: bool
     seconds: float
     attempts: int
-    layers: Optional[int]
-    parameters: Optional[int]
-    heldout_accuracy: Optional[float]
-    reason: Optional[str]
-    verified_length: Optional[int] = None  # inputs up to this length are proven
-    compiled_length: Optional[int] = None
-    verified_how: Optional[str] = None  # examples | oracle
+    layers: int | None
+    parameters: int | None
+    heldout_accuracy: float | None
+    reason: str | None
+    verified_length: int | None = None  # inputs up to this length are proven
+    compiled_length: int | None = None
+    verified_how: str | None = None  # examples | oracle
     rounds: int = 0  # inducer calls (LLM rounds)
     calls: int = 0  # LLM API calls
     tokens: int = 0  # LLM prompt + completion tokens
     key: str = ""  # the task file's stem (the bench report's key)
     worker: str = ""  # host:pid of the process that ran it
     retries: int = 0  # times it was started again after its worker died
-    registered: Optional[str] = None  # the registered program.py
-    not_registered: Optional[str] = None  # why a verified CoNN was not registered (e.g. the name exists)
-    run_id: Optional[str] = None
-    statement: Optional[str] = None
+    registered: str | None = None  # the registered program.py
+    not_registered: str | None = None  # why a verified CoNN was not registered (e.g. the name exists)
+    run_id: str | None = None
+    statement: str | None = None
 
 
 def read_tiers(directory: Path) -> dict[str, str]:
@@ -62,7 +62,7 @@ def read_tiers(directory: Path) -> dict[str, str]:
     return tiers
 
 
-def task_files(directory: Path, only: Optional[list[str]] = None) -> list[Path]:
+def task_files(directory: Path, only: list[str] | None = None) -> list[Path]:
     files = sorted(directory.glob("*.jsonl"))
     if only:
         wanted = set(only)
@@ -70,7 +70,7 @@ def task_files(directory: Path, only: Optional[list[str]] = None) -> list[Path]:
     return files
 
 
-def oracle_for(oracle_file: Optional[Path], stem: str) -> Optional[str]:
+def oracle_for(oracle_file: Path | None, stem: str) -> str | None:
     """FILE.py:stem when the oracle file defines a function named like the task (else None)."""
     if oracle_file is None:
         return None
@@ -79,8 +79,8 @@ def oracle_for(oracle_file: Optional[Path], stem: str) -> Optional[str]:
 
 
 def plan_jobs(files: list[Path], *, tiers: dict[str, str], inducer: str, sandbox: str, budget: float, max_attempts: int,
-              oracle_file: Optional[Path] = None, oracle_func: Optional[str] = None, sealed: bool = True,
-              llm_options: Optional[dict[str, Any]] = None, runs_dir: Optional[Path] = None) -> list[TaskJob]:
+              oracle_file: Path | None = None, oracle_func: str | None = None, sealed: bool = True,
+              llm_options: dict[str, Any] | None = None, runs_dir: Path | None = None) -> list[TaskJob]:
     """One self-contained job per task file (its text travels with it). The oracle is
     `oracle_file:oracle_func` when a function is named, else the file's function named like the
     task (when it has one). A file that cannot be read becomes a job whose worker reports why."""

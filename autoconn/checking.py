@@ -7,8 +7,9 @@ Shared by `autoconn check` and the induction pipeline so both judge candidates a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 from autoconn import __version__
 from autoconn.conn.compile import CompileSettings
@@ -89,7 +90,7 @@ def check_source(sandbox: Any, source: str, task: Task, settings: CompileSetting
     return CheckOutcome(result, scored, by_oracle)
 
 
-def host_runtime(result: Any, task: Task, settings: CompileSettings, weights: Optional[str] = None) -> tuple[Any, Any]:
+def host_runtime(result: Any, task: Task, settings: CompileSettings, weights: str | None = None) -> tuple[Any, Any]:
     """(result, runtime): the returned weights (or their copy at `weights`) loaded here once their
     spec matches what the host asked for and the arrays match the spec; otherwise the result turns
     into a failure at stage "weights" and the runtime is None."""
@@ -112,7 +113,7 @@ def host_runtime(result: Any, task: Task, settings: CompileSettings, weights: Op
 MAX_GRAPH_BYTES = 1_000_000  # graph facts of any real program are a few kB
 
 
-def display_graph(result: Any) -> Optional[dict[str, Any]]:
+def display_graph(result: Any) -> dict[str, Any] | None:
     """The graph facts the worker reported, kept for `autoconn review` only when they are a small
     JSON object (they come from a process that ran candidate code: display, never a verdict)."""
     import json
@@ -136,7 +137,7 @@ def display_path(path: str) -> str:
 
 def conn_metadata(task: Task, settings: CompileSettings, size: dict[str, Any], spec: dict[str, Any],
                   verified: dict[str, Any], provenance: dict[str, Any], *,
-                  fusion: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+                  fusion: dict[str, Any] | None = None) -> dict[str, Any]:
     """conn.json content (DESIGN.md): what a reviewer and the fusion step need to know;
     `verified` is the record autoconn.verdict.make_record built.
 
@@ -161,8 +162,8 @@ def conn_metadata(task: Task, settings: CompileSettings, size: dict[str, Any], s
     }
 
 
-def fusion_for_task(name: str, task: Task, overrides: Optional[Mapping[str, Any]] = None, *,
-                    output_values: Optional[Sequence[Any]] = None) -> FusionSpec:
+def fusion_for_task(name: str, task: Task, overrides: Mapping[str, Any] | None = None, *,
+                    output_values: Sequence[Any] | None = None) -> FusionSpec:
     """The fusion spec a CoNN registered as `name` gets: defaults for the task's vocab and output
     (`output_values`: the compiled model's output decoding, once known), then the user's
     overrides; raises FusionSpecError when they cannot work."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -42,7 +42,8 @@ class ClearErrors(TyperGroup):
 
 app = typer.Typer(cls=ClearErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
                   help="AutoCoNN: induce, compile, verify and register compiled transformers (CoNNs).")
-sandbox_app = typer.Typer(cls=ClearErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="The isolation that runs candidate programs.")
+sandbox_app = typer.Typer(cls=ClearErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                          help="The isolation that runs candidate programs.")
 app.add_typer(sandbox_app, name="sandbox")
 
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)  # no 80-column cut in pipes
@@ -60,21 +61,22 @@ TRIGGER_HELP = "Fusion: text that closes the operand and calls the CoNN (default
 OPERAND_START_HELP = "Fusion: text that opens the operand (default NAME followed by '(')."
 SPLIT_HELP = "Fusion: how the operand becomes tokens: char (one per character) or space (whitespace-separated)."
 POSITIONS_HELP = "Fusion: which outputs the CoNN writes: all, first or last (default all for sequences, first for one value)."
-JOIN_HELP = "Fusion: what separates written outputs: '' or ' ' (default '' when tokens and outputs are single characters, else ' ')."
+JOIN_HELP = ("Fusion: what separates written outputs: '' or ' ' "
+             "(default '' when tokens and outputs are single characters, else ' ').")
 
 
 # Flags several commands share, declared once.
 LibraryDir = Annotated[Path, typer.Option("--out", help="Library folder.")]
-Trigger = Annotated[Optional[str], typer.Option("--trigger", help=TRIGGER_HELP)]
-OperandStart = Annotated[Optional[str], typer.Option("--operand-start", help=OPERAND_START_HELP)]
-Split = Annotated[Optional[str], typer.Option("--split", help=SPLIT_HELP)]
-OutputPositions = Annotated[Optional[str], typer.Option("--output-positions", help=POSITIONS_HELP)]
-OutputJoin = Annotated[Optional[str], typer.Option("--output-join", help=JOIN_HELP)]
-Model = Annotated[Optional[str], typer.Option("--model", help=MODEL_HELP)]
-BaseUrl = Annotated[Optional[str], typer.Option("--base-url", help=BASE_URL_HELP)]
-Samples = Annotated[Optional[int], typer.Option("--samples", min=1, max=16, help=SAMPLES_HELP)]
-Temperature = Annotated[Optional[float], typer.Option("--temperature", min=0.0, max=2.0, help=TEMPERATURE_HELP)]
-MaxTokens = Annotated[Optional[int], typer.Option("--max-tokens", min=1, help=MAX_TOKENS_HELP)]
+Trigger = Annotated[str | None, typer.Option("--trigger", help=TRIGGER_HELP)]
+OperandStart = Annotated[str | None, typer.Option("--operand-start", help=OPERAND_START_HELP)]
+Split = Annotated[str | None, typer.Option("--split", help=SPLIT_HELP)]
+OutputPositions = Annotated[str | None, typer.Option("--output-positions", help=POSITIONS_HELP)]
+OutputJoin = Annotated[str | None, typer.Option("--output-join", help=JOIN_HELP)]
+Model = Annotated[str | None, typer.Option("--model", help=MODEL_HELP)]
+BaseUrl = Annotated[str | None, typer.Option("--base-url", help=BASE_URL_HELP)]
+Samples = Annotated[int | None, typer.Option("--samples", min=1, max=16, help=SAMPLES_HELP)]
+Temperature = Annotated[float | None, typer.Option("--temperature", min=0.0, max=2.0, help=TEMPERATURE_HELP)]
+MaxTokens = Annotated[int | None, typer.Option("--max-tokens", min=1, help=MAX_TOKENS_HELP)]
 Sandbox = Annotated[str, typer.Option("--sandbox", help=SANDBOX_HELP)]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
@@ -88,8 +90,8 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def fusion_overrides(trigger: Optional[str], operand_start: Optional[str], split: Optional[str],
-                     output_positions: Optional[str], output_join: Optional[str]) -> Any:
+def fusion_overrides(trigger: str | None, operand_start: str | None, split: str | None,
+                     output_positions: str | None, output_join: str | None) -> Any:
     """The fusion flags as FusionOverrides (validated against the CoNN later, by build_spec)."""
     from autoconn.fusion.metadata import FusionOverrides
 
@@ -147,23 +149,24 @@ def finite_budget(budget: float) -> None:
 
 @app.command()
 def induce(
-    task_files: Optional[list[Path]] = typer.Argument(None, metavar="TASK.jsonl...",
-                                                      help="Input/output examples of the rule (several files, or a folder: "
-                                                           "all induced at once, see --workers)."),
-    name: Optional[str] = typer.Option(None, "--name", help="Library name (default: the header's name or the file's stem)."),
-    description: Optional[str] = typer.Option(None, "--description", help="What the rule is, in words."),
+    task_files: list[Path] | None = typer.Argument(None, metavar="TASK.jsonl...",
+                                                   help="Input/output examples of the rule (several files, or a folder: "
+                                                        "all induced at once, see --workers)."),
+    name: str | None = typer.Option(None, "--name", help="Library name (default: the header's name or the file's stem)."),
+    description: str | None = typer.Option(None, "--description", help="What the rule is, in words."),
     inducer: str = typer.Option("auto", "--inducer", help="auto (the LLM when configured, else search), search, llm, or files."),
-    candidates: list[Path] = typer.Option([], "--candidate", help="With --inducer files: a program to try (repeatable, in order)."),
+    candidates: list[Path] = typer.Option([], "--candidate",
+                                          help="With --inducer files: a program to try (repeatable, in order)."),
     sandbox: Sandbox = "auto",
-    max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Compiled length (default: twice the longest example)."),
-    oracle: Optional[str] = typer.Option(None, "--oracle", metavar="FILE.py:FUNC", help=ORACLE_HELP),
+    max_seq_len: int | None = typer.Option(None, "--max-seq-len", help="Compiled length (default: twice the longest example)."),
+    oracle: str | None = typer.Option(None, "--oracle", metavar="FILE.py:FUNC", help=ORACLE_HELP),
     no_sealed: bool = typer.Option(False, "--no-sealed", help=NO_SEALED_HELP),
     out_dir: LibraryDir = Path("generated_conns"),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run logs and checkpoints go."),
     budget: float = typer.Option(300.0, "--budget", help="Seconds of work before giving up."),
     max_attempts: int = typer.Option(40, "--max-attempts", help="Candidates to check before giving up."),
     force: bool = typer.Option(False, "--force", help="Replace an existing CoNN of the same name (also with --resume)."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Continue an interrupted run (its RUN_ID)."),
+    resume: str | None = typer.Option(None, "--resume", help="Continue an interrupted run (its RUN_ID)."),
     limit: list[str] = typer.Option([], "--limit", metavar="NAME=N", help=LIMIT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON summary object."),
     quiet: bool = typer.Option(False, "--quiet", help=QUIET_HELP),
@@ -177,8 +180,8 @@ def induce(
     samples: Samples = None,
     temperature: Temperature = None,
     max_tokens: MaxTokens = None,
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="With several task files: " + WORKERS_HELP),
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help="With several task files: " + RAY_HELP),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="With several task files: " + WORKERS_HELP),
+    ray: str | None = typer.Option(None, "--ray", metavar="[ADDRESS]", help="With several task files: " + RAY_HELP),
 ) -> None:
     """Find a RASP program for the examples, compile it, verify it on a sealed test set (and your
     oracle, if given) by running the compiled model, and register it.
@@ -245,7 +248,7 @@ class InductionProgress:
         self.base_elapsed, self.stage_started, self.last_logged = 0.0, 0.0, ""
         self._status: Any = None
 
-    def __enter__(self) -> "InductionProgress":
+    def __enter__(self) -> InductionProgress:
         import time
 
         self.stage_started = time.monotonic()
@@ -292,10 +295,12 @@ def _print_induce(summary: dict[str, Any]) -> None:
     if summary["status"] == "verified":
         out.print(f"[green]verified[/] {escape(summary['name'])}: {escape(summary['statement'] or '')}", highlight=False)
         if not summary.get("held_out"):
-            out.print("  [bold yellow]not held out:[/] the verdict used examples whose counterexamples could be shown to the inducer",
+            out.print("  [bold yellow]not held out:[/] the verdict used examples whose counterexamples could be shown "
+                      "to the inducer",
                       highlight=False)
         say(f"  split:    {summary['split']['induction']} induction, {summary['split']['validation']} validation, "
-            f"{summary['split']['sealed']} sealed examples; {summary['validation_revealed']} validation counterexample(s) revealed")
+            f"{summary['split']['sealed']} sealed examples; "
+            f"{summary['validation_revealed']} validation counterexample(s) revealed")
         say(f"  program:  {summary['program']}")
         say(f"  model:    {summary['layers']} layers, {summary['parameters']} parameters")
     else:
@@ -310,33 +315,35 @@ def _print_induce(summary: dict[str, Any]) -> None:
     say(f"  run log:  {summary['run_log']}   (resume: autoconn induce --resume {summary['run_id']})")
 
 
+ORACLES_HELP = ("Python file with one function per task, named like the task file's stem, used as that task's oracle "
+                "(default: DIR/generate.py when it exists; 'none' to use none).")
+BENCH_OUT_HELP = ("Library folder: verified CoNNs are registered there (an existing name only with --force), and the LLM's "
+                  "demonstrations come from it as it was when the bench started. Default: the bench folder's own library "
+                  "(runs/BENCH_ID/conns), demonstrations from generated_conns.")
+BENCH_RESUME_HELP = "Continue an interrupted bench: its finished tasks (verified or failed) are not run again."
+
+
 @app.command()
 def bench(
-    directory: Path = typer.Argument(Path("rule_examples"), help="A folder of task files (*.jsonl), tiers read from its README table."),
+    directory: Path = typer.Argument(Path("rule_examples"), help="A folder of task files (*.jsonl); tiers from its README."),
     inducer: str = typer.Option("search", "--inducer", help="auto, search or llm."),
     sandbox: Sandbox = "auto",
     budget: float = typer.Option(60.0, "--budget", help="Seconds per task."),
     max_attempts: int = typer.Option(20, "--max-attempts", help="Candidates per task."),
     only: list[str] = typer.Option([], "--task", help="Only these tasks (file stems; repeatable)."),
-    oracles: Optional[Path] = typer.Option(None, "--oracles", metavar="FILE.py",
-                                           help="Python file with one function per task, named like the task file's stem, used as that "
-                                                "task's oracle (default: DIR/generate.py when it exists; 'none' to use none)."),
+    oracles: Path | None = typer.Option(None, "--oracles", metavar="FILE.py", help=ORACLES_HELP),
     model: Model = None,
     base_url: BaseUrl = None,
     samples: Samples = None,
     temperature: Temperature = None,
     max_tokens: MaxTokens = None,
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Library folder: verified CoNNs are registered there (an existing name "
-                                                               "only with --force), and the LLM's demonstrations come from it as it "
-                                                               "was when the bench started. Default: the bench folder's own "
-                                                               "library (runs/BENCH_ID/conns), demonstrations from generated_conns."),
+    out_dir: Path | None = typer.Option(None, "--out", help=BENCH_OUT_HELP),
     force: bool = typer.Option(False, "--force", help="Replace CoNNs of the same name in --out."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
-    ray: Optional[str] = typer.Option(None, "--ray", metavar="[ADDRESS]", help=RAY_HELP),
-    resume: Optional[str] = typer.Option(None, "--resume", metavar="BENCH_ID",
-                                         help="Continue an interrupted bench: its finished tasks (verified or failed) are not run again."),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the bench folder (runs/BENCH_ID/report.json) and run logs go."),
-    library: Optional[Path] = typer.Option(None, "--library", hidden=True),
+    workers: int | None = typer.Option(None, "--workers", min=1, help=WORKERS_HELP),
+    ray: str | None = typer.Option(None, "--ray", metavar="[ADDRESS]", help=RAY_HELP),
+    resume: str | None = typer.Option(None, "--resume", metavar="BENCH_ID", help=BENCH_RESUME_HELP),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the bench folder (runs/BENCH_ID/) and run logs go."),
+    library: Path | None = typer.Option(None, "--library", hidden=True),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Induce every task in DIR, several at once; print one line per finished task on stderr, then a
@@ -374,9 +381,9 @@ def bench(
     _run_batch(request, as_json=as_json)
 
 
-def _induce_many(paths: list[Path], one_task_only: dict[str, Any], *, inducer: str, sandbox: str, oracle: Optional[str],
+def _induce_many(paths: list[Path], one_task_only: dict[str, Any], *, inducer: str, sandbox: str, oracle: str | None,
                  sealed: bool, out_dir: Path, runs_dir: Path, budget: float, max_attempts: int, force: bool, as_json: bool,
-                 quiet: bool, workers: Optional[int], ray: Optional[str], llm: dict[str, Any]) -> NoReturn:
+                 quiet: bool, workers: int | None, ray: str | None, llm: dict[str, Any]) -> NoReturn:
     """`induce A.jsonl B.jsonl ...` (or a folder): a batch into --out, one line per finished task;
     exit 0 only when every task was verified and registered."""
     from autoconn.inducers import InducerUnavailable, make_inducers
@@ -418,8 +425,8 @@ def _default_workers() -> int:
     return available_cores()
 
 
-def _run_batch(request: Any, *, resume: Optional[str] = None, runs_dir: Path = Path("runs"), workers: Optional[int] = None,
-               ray: Optional[str] = None, force: bool = False, as_json: bool = False, quiet: bool = False) -> list[Any]:
+def _run_batch(request: Any, *, resume: str | None = None, runs_dir: Path = Path("runs"), workers: int | None = None,
+               ray: str | None = None, force: bool = False, as_json: bool = False, quiet: bool = False) -> list[Any]:
     """Runs a batch (bench, or induce of several files) with a progress line per finished task on
     stderr, and prints the table (or --json) on stdout; returns the rows."""
     from autoconn.bench import BenchRow, to_json
@@ -475,7 +482,8 @@ def _print_bench(rows: list[Any], request: Any, folder: Any, resumed: list[str])
     for row in rows:
         proven = f"{row.verified_length}/{row.compiled_length}" if row.solved else "-"
         cells = [escape(row.task), row.tier, "[green]yes[/]" if row.solved else "[red]no[/]", proven,
-                 row.verified_how or "-", f"{row.seconds:.1f}", str(row.attempts), str(row.layers or "-"), str(row.parameters or "-")]
+                 row.verified_how or "-", f"{row.seconds:.1f}", str(row.attempts), str(row.layers or "-"),
+                 str(row.parameters or "-")]
         cells += [str(row.rounds), str(row.calls), str(row.tokens)] if with_llm else []
         table.add_row(*cells)
     out.print(table)
@@ -495,7 +503,8 @@ def _print_batch(rows: list[Any], folder: Any) -> None:
     for row in rows:
         if row.solved:
             where = row.registered or f"not registered: {row.not_registered}"
-            out.print(f"[green]verified[/] {escape(row.task)}: {escape(row.statement or '')}\n  program:  {escape(where)}", highlight=False)
+            out.print(f"[green]verified[/] {escape(row.task)}: {escape(row.statement or '')}", highlight=False)
+            out.print(f"  program:  {escape(where)}", highlight=False)
         else:
             out.print(f"[red]no CoNN verified[/] for {escape(row.task)}: {escape(str(row.reason))}", highlight=False)
     _print_batch_footer(rows, folder, folder.report.get("resumed", []))
@@ -511,10 +520,11 @@ def _print_batch_footer(rows: list[Any], folder: Any, resumed: list[str]) -> Non
     if resumed:
         say(f"resumed: {len(resumed)} task(s) finished by an earlier session were not run again: {', '.join(resumed)}")
     say(f"library:  {folder.report.get('library')}")
-    say(f"report:   {folder.path / 'report.json'}   (resume: autoconn bench --resume {folder.bench_id} --runs-dir {folder.path.parent})")
+    resume = f"autoconn bench --resume {folder.bench_id} --runs-dir {folder.path.parent}"
+    say(f"report:   {folder.path / 'report.json'}   (resume: {resume})")
 
 
-def _bench_oracles(directory: Path, oracles: Optional[Path]) -> Optional[Path]:
+def _bench_oracles(directory: Path, oracles: Path | None) -> Path | None:
     """The oracle file for a bench: given, DIR/generate.py by default, or none."""
     if oracles is not None and str(oracles) == "none":
         return None
@@ -530,10 +540,10 @@ def _bench_oracles(directory: Path, oracles: Optional[Path]) -> Optional[Path]:
 def check(
     program: Path = typer.Argument(..., help="Python file binding `program` to a rasp.SOp."),
     task_file: Path = typer.Argument(..., metavar="TASK.jsonl", help="Examples the program must reproduce."),
-    register: Optional[str] = typer.Option(None, "--register", help="Register the CoNN under this name when it verifies."),
-    oracle: Optional[str] = typer.Option(None, "--oracle", metavar="FILE.py:FUNC", help=ORACLE_HELP),
+    register: str | None = typer.Option(None, "--register", help="Register the CoNN under this name when it verifies."),
+    oracle: str | None = typer.Option(None, "--oracle", metavar="FILE.py:FUNC", help=ORACLE_HELP),
     out_dir: LibraryDir = Path("generated_conns"),
-    max_seq_len: Optional[int] = typer.Option(None, "--max-seq-len", help="Compiled length (default: twice the longest example)."),
+    max_seq_len: int | None = typer.Option(None, "--max-seq-len", help="Compiled length (default: twice the longest example)."),
     sandbox: Sandbox = "auto",
     force: bool = typer.Option(False, "--force", help="Replace an existing CoNN of the same name."),
     limit: list[str] = typer.Option([], "--limit", metavar="NAME=N", help=LIMIT_HELP),
@@ -697,12 +707,17 @@ def show(
 @app.command()
 def run(
     name: str = typer.Argument(..., help="A registered CoNN."),
-    tokens: Optional[list[str]] = typer.Argument(None, help="Input tokens, e.g. `a b c` (a single word is split into characters if the vocab is single characters)."),
-    input_file: Optional[Path] = typer.Option(None, "--input-file", help="Inputs, one per line (tokens as on the command line, or a JSON list); '-' reads stdin. One output line each."),
+    tokens: list[str] | None = typer.Argument(None, help="Input tokens, e.g. `a b c` (a single word is split into characters "
+                                                         "if the vocab is single characters)."),
+    input_file: Path | None = typer.Option(None, "--input-file",
+                                           help="Inputs, one per line (tokens as on the command line, or a JSON list); "
+                                                "'-' reads stdin. One output line each."),
     out_dir: LibraryDir = Path("generated_conns"),
     unverified_lengths: bool = typer.Option(False, "--unverified-lengths",
-                                            help="Answer inputs longer than the proven length (up to the compiled one), with a warning."),
-    as_json: bool = typer.Option(False, "--json", help="Print {input, output, verified} as JSON (one object per line with --input-file)."),
+                                            help="Answer inputs longer than the proven length (up to the compiled one), "
+                                                 "with a warning."),
+    as_json: bool = typer.Option(False, "--json",
+                                 help="Print {input, output, verified} as JSON (one object per line with --input-file)."),
 ) -> None:
     """Run a registered CoNN on one input (or a file of them), from its stored weights (no recompiling, no jax for small batches).
 
@@ -728,7 +743,7 @@ def run(
         runtime = entry.runtime()
         outputs = runtime.run(batch)
     except (ConnInputError, LibraryError) as error:
-        failed_row: Optional[int] = getattr(error, "row", None)
+        failed_row: int | None = getattr(error, "row", None)
         fail_usage(f"{name}: {where[failed_row] if failed_row is not None else ''}{error}")
     if input_file is not None:
         lines = (json.dumps({"name": name, "input": i, "output": o, "verified": len(i) <= proven}, default=str) if as_json
@@ -740,7 +755,7 @@ def run(
         out.print(" ".join(_format_value(v) for v in outputs[0]), highlight=False, markup=False)
 
 
-def _parse_words(words: list[str], vocab: list[Any], cache: Optional[dict[str, Any]] = None) -> list[Any]:
+def _parse_words(words: list[str], vocab: list[Any], cache: dict[str, Any] | None = None) -> list[Any]:
     """Command-line words as vocab tokens (a single word of single-character tokens is split)."""
     if len(words) == 1 and all(isinstance(t, str) and len(t) == 1 for t in vocab) and len(words[0]) > 1:
         words = list(words[0])
@@ -831,13 +846,16 @@ app.command("register", hidden=True, deprecated=True, help="Renamed: use `autoco
 def fuse(
     prompt: str = typer.Argument(..., help="The text the language model continues."),
     conns: list[str] = typer.Option([], "--conn", help="A registered CoNN to fuse (repeatable)."),
-    lm: str = typer.Option("demo", "--lm", help="demo (the in-process character LM) or openai (a chat model over an OpenAI-compatible API)."),
-    model: Optional[str] = typer.Option(None, "--model", help="With --lm openai: the model (default: $AUTOCONN_MODEL)."),
-    base_url: Optional[str] = typer.Option(None, "--base-url", help="With --lm openai: the API base URL (default: $OPENAI_BASE_URL)."),
+    lm: str = typer.Option("demo", "--lm",
+                           help="demo (the in-process character LM) or openai (a chat model over an OpenAI-compatible API)."),
+    model: str | None = typer.Option(None, "--model", help="With --lm openai: the model (default: $AUTOCONN_MODEL)."),
+    base_url: str | None = typer.Option(None, "--base-url",
+                                        help="With --lm openai: the API base URL (default: $OPENAI_BASE_URL)."),
     max_new: int = typer.Option(64, "--max-new", help="demo: characters to generate; openai: max tokens per request."),
     out_dir: LibraryDir = Path("generated_conns"),
     unverified_lengths: bool = typer.Option(False, "--unverified-lengths",
-                                            help="Let CoNNs answer operands longer than they are proven on (default: the LM writes those)."),
+                                            help="Let CoNNs answer operands longer than they are proven on "
+                                                 "(default: the LM writes those)."),
     as_json: bool = typer.Option(False, "--json", help="Print the completion, CoNN spans and fallbacks as JSON."),
 ) -> None:
     """Generate with a language model while registered CoNNs write the answers their triggers call for."""
@@ -880,7 +898,7 @@ def fuse(
             fail_usage(str(error))
         except EndpointError as error:
             err.print(f"[bold red]error:[/] {error}", highlight=False)
-            raise typer.Exit(EXIT_FAILED)
+            raise typer.Exit(EXIT_FAILED) from None
     if as_json:
         emit_json({"lm": lm, "conns": [c.name for c in fused]} | result.to_json())
         return
@@ -899,7 +917,8 @@ def _print_fused(result: Any) -> None:
     text.append(result.completion[at:])
     out.print(text, highlight=False)
     for span in result.spans:
-        err.print(f"[green]{span.conn}[/] wrote {result.completion[span.start:span.end]!r} (characters {span.start}-{span.end})", highlight=False)
+        written = result.completion[span.start:span.end]
+        err.print(f"[green]{span.conn}[/] wrote {written!r} (characters {span.start}-{span.end})", highlight=False)
     for fallback in result.fallbacks:
         err.print(f"[yellow]{fallback.conn}[/] not called at character {fallback.position}: {fallback.reason}", highlight=False)
 
@@ -919,7 +938,8 @@ def sandbox_status_command(as_json: bool = typer.Option(False, "--json")) -> Non
 
 @sandbox_app.command("build")
 def sandbox_build_command(
-    base: Optional[str] = typer.Option(None, "--base", help="Base image (default: python:3.11-slim when reachable, else the local debootstrap base)."),
+    base: str | None = typer.Option(None, "--base", help="Base image (default: python:3.11-slim when reachable, "
+                                                         "else the local debootstrap base)."),
 ) -> None:
     """Build the Docker image the sandbox runs candidates in (no registry needed)."""
     from autoconn.sandbox import build_image
@@ -955,7 +975,8 @@ def review(
 def export(
     name: str = typer.Argument(..., help="A registered CoNN."),
     to: Path = typer.Option(..., "--to", help="Folder to write the export into."),
-    fmt: str = typer.Option("safetensors", "--format", help="safetensors (model.safetensors + config.json + a numpy loader) or transformer-lens."),
+    fmt: str = typer.Option("safetensors", "--format",
+                            help="safetensors (model.safetensors + config.json + a numpy loader) or transformer-lens."),
     library: Path = typer.Option(Path("generated_conns"), "--library", help="Library folder."),
 ) -> None:
     """Export a CoNN's weights (exactly as the runtime uses them) to safetensors or TransformerLens."""
@@ -966,12 +987,14 @@ def export(
             from autoconn.export.safetensors_export import export_safetensors
 
             folder = export_safetensors(name, to, library)
-            hint = f"python -c \"import sys; sys.path.insert(0, '{folder}'); import conn_numpy; print(conn_numpy.load('{folder}').run([...]))\""
+            hint = (f"python -c \"import sys; sys.path.insert(0, '{folder}'); import conn_numpy; "
+                    f"print(conn_numpy.load('{folder}').run([...]))\"")
         else:
             from autoconn.export.tlens import export_transformer_lens
 
             folder = export_transformer_lens(name, to, library)
-            hint = f"from autoconn.export.tlens import load_hooked; model = load_hooked('{folder}')   # needs pip install -e '.[export]'"
+            hint = (f"from autoconn.export.tlens import load_hooked; model = load_hooked('{folder}')"
+                    "   # needs pip install -e '.[export]'")
     except LibraryError as error:
         fail_usage(str(error))
     for path in sorted(folder.iterdir()):

@@ -3,7 +3,8 @@
 Configuration follows the `openai` package's own variables (``OPENAI_BASE_URL``,
 ``OPENAI_API_KEY``) plus ``AUTOCONN_MODEL``, so a user who already points other tools at a
 server changes nothing; all are read by :mod:`autoconn.settings`, and the key stays a
-:class:`~autoconn.settings.Secret` until the HTTP client needs it. Retries with exponential backoff on 408/409/429/5xx, timeouts and
+:class:`~autoconn.settings.Secret` until the HTTP client needs it. Retries with exponential
+backoff on 408/409/429/5xx, timeouts and
 connection errors are the `openai` client's own (it honours ``Retry-After``); this module
 turns what is left into an ``EndpointError`` that says what to do, and counts calls and tokens
 for the run summary.
@@ -56,7 +57,8 @@ class EndpointConfig:
         key = settings.api_key
         if not key:
             if settings.base_url is None:
-                raise EndpointError("OPENAI_API_KEY is not set: OpenAI's API needs a key (or set OPENAI_BASE_URL to a local server)")
+                raise EndpointError("OPENAI_API_KEY is not set: OpenAI's API needs a key "
+                                    "(or set OPENAI_BASE_URL to a local server)")
             key = LOCAL_API_KEY
         return cls(model=settings.model, base_url=settings.base_url, api_key=key, timeout_seconds=settings.llm_timeout,
                    max_retries=settings.llm_retries)
@@ -174,7 +176,8 @@ class ChatEndpoint:
         if isinstance(error, (openai.AuthenticationError, openai.PermissionDeniedError)):
             return f"{where} refused the API key (HTTP {error.status_code}): check OPENAI_API_KEY"
         if isinstance(error, openai.NotFoundError):
-            return f"{where}: model or route not found (HTTP 404): check AUTOCONN_MODEL / --model and that the base URL ends in /v1"
+            return (f"{where}: model or route not found (HTTP 404): check AUTOCONN_MODEL / --model "
+                    "and that the base URL ends in /v1")
         if isinstance(error, openai.RateLimitError):
             return f"{where} kept rate-limiting (HTTP 429 {retries}); wait, or lower --samples"
         if isinstance(error, openai.APIStatusError):

@@ -23,9 +23,10 @@ import math
 import random
 import sys
 import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Sequence
+from typing import Any, Literal
 
 from autoconn.task import Example, Task, Token, Value
 
@@ -48,7 +49,7 @@ class OracleSpec:
     function: str
 
     @classmethod
-    def parse(cls, text: str) -> "OracleSpec":
+    def parse(cls, text: str) -> OracleSpec:
         path, sep, function = text.rpartition(":")
         if not sep or not path or not function.isidentifier():
             raise OracleError(f"--oracle {text!r}: give FILE.py:FUNCTION, e.g. rules.py:reverse")
@@ -72,7 +73,8 @@ def load_rule(spec: OracleSpec) -> Rule:
     rule = getattr(module, spec.function, None)
     if not callable(rule):
         found = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))[:12]
-        raise OracleError(f"oracle {spec}: {spec.path} has no function {spec.function!r} (functions there: {', '.join(found) or 'none'})")
+        raise OracleError(f"oracle {spec}: {spec.path} has no function {spec.function!r} "
+                          f"(functions there: {', '.join(found) or 'none'})")
     return rule
 
 
@@ -191,7 +193,7 @@ def make_draw(rule: Rule, spec: OracleSpec, vocab: Sequence[Token], kind: str, m
 
 def disagreements(rule: Rule, spec: OracleSpec, task: Task) -> Iterator[tuple[Example, tuple[Value, ...] | None]]:
     """Task examples the oracle answers differently (its rule and the file contradict each other)."""
-    from autoconn.conn.verify import values_match
+    from autoconn.conn.compare import values_match
 
     for example in task.examples:
         got = expected_outputs(rule, spec, example.inputs, task.output_kind)

@@ -203,7 +203,8 @@ def _number(low: float, high: float | None, example: float, *, above_low: bool =
         if not math.isfinite(value):
             raise SettingsError(f"{name}={raw!r} is not a finite number: write one like {example:g}, or unset it")
         if value < low or (above_low and value == low) or (high is not None and value > high):
-            span = (f"more than {low:g}" if above_low else f"at least {low:g}") + (f" and at most {high:g}" if high is not None else "")
+            span = ((f"more than {low:g}" if above_low else f"at least {low:g}")
+                    + (f" and at most {high:g}" if high is not None else ""))
             raise SettingsError(f"{name}={raw!r} is out of range: it must be {span}")
         return value
     return parse

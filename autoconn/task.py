@@ -12,12 +12,13 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, Sequence, Union
+from typing import Any, Literal
 
-Token = Union[str, int, bool, float]  # a float token is categorical: a value, not a quantity
-Value = Union[str, int, bool, float]
+Token = str | int | bool | float  # a float token is categorical: a value, not a quantity
+Value = str | int | bool | float
 OutputKind = Literal["categorical", "numerical"]
 OutputShape = Literal["sequence", "broadcast"]
 
@@ -44,7 +45,7 @@ class Limits:
     FLAGS = {"line-bytes": "line_bytes", "examples": "examples", "output-values": "output_values", "max-seq-len": "max_seq_len"}
 
     @classmethod
-    def parse(cls, items: Sequence[str]) -> "Limits":
+    def parse(cls, items: Sequence[str]) -> Limits:
         """`--limit examples=5000` style overrides; raises ValueError naming the bad item."""
         values: dict[str, int] = {}
         for item in items:
@@ -111,7 +112,7 @@ class Task:
     def lengths(self) -> list[int]:
         return sorted({len(e.inputs) for e in self.examples})
 
-    def induction_view(self, shown: Sequence[Example]) -> "Task":
+    def induction_view(self, shown: Sequence[Example]) -> Task:
         """The task as an inducer may see it: only the `shown` examples, and only the output
         values that occur in them (held-out outputs must not leak through the vocabulary)."""
         values = {v for e in shown for v in e.outputs}
@@ -145,10 +146,6 @@ class Split:
     validation: tuple[Example, ...]
     sealed: tuple[Example, ...]
 
-    @property
-    def sealed_max_length(self) -> int:
-        return max((len(e.inputs) for e in self.sealed), default=0)
-
 
 def sort_key(value: Value) -> tuple[int, Any]:
     """Orders mixed-type vocabularies deterministically (bools, numbers, strings)."""
@@ -171,7 +168,8 @@ def _check_int(path: Path, line: int, value: int, where: str) -> None:
 
 def _check_token(path: Path, line: int, token: Any, where: str) -> Token:
     if isinstance(token, (list, dict)):
-        raise TaskError(path, line, f"{where} contains a {type(token).__name__} ({json.dumps(token)[:60]}); tokens must be single values",
+        raise TaskError(path, line,
+                        f"{where} contains a {type(token).__name__} ({json.dumps(token)[:60]}); tokens must be single values",
                         "flatten nested structure into one token per position, e.g. \"12\" or 12 instead of [1, 2]")
     if token is None:
         raise TaskError(path, line, f"{where} contains null", "use a string such as \"none\" for an empty token")
@@ -188,13 +186,15 @@ def _check_token(path: Path, line: int, token: Any, where: str) -> Token:
         _check_int(path, line, token, where)
     if isinstance(token, str) and token in RESERVED_TOKENS:
         raise TaskError(path, line, f"{where} contains the token {token!r}, which is reserved for the compiler's {token} marker",
-                        f"rename that token (for example to {token.lower()!r}); {', '.join(RESERVED_TOKENS)} cannot be vocabulary")
+                        f"rename that token (for example to {token.lower()!r}); "
+                        f"{', '.join(RESERVED_TOKENS)} cannot be vocabulary")
     return token
 
 
 def _check_output_value(path: Path, line: int, value: Any) -> Value:
     if isinstance(value, (list, dict)):
-        raise TaskError(path, line, f"output contains a nested {type(value).__name__}; each position's output must be a single value")
+        raise TaskError(path, line,
+                        f"output contains a nested {type(value).__name__}; each position's output must be a single value")
     if value is None:
         raise TaskError(path, line, "output contains null", "use a string such as \"none\" for an empty output")
     if isinstance(value, float):
@@ -208,16 +208,19 @@ def _check_output_value(path: Path, line: int, value: Any) -> Value:
     if isinstance(value, int):
         _check_int(path, line, value, "output")
     if isinstance(value, str) and value in RESERVED_TOKENS:
-        raise TaskError(path, line, f"output contains the reserved token {value!r}", f"rename it; {', '.join(RESERVED_TOKENS)} are compiler markers")
+        raise TaskError(path, line, f"output contains the reserved token {value!r}",
+                        f"rename it; {', '.join(RESERVED_TOKENS)} are compiler markers")
     return value
 
 
 def _parse_header(path: Path, line: int, obj: dict[str, Any]) -> dict[str, Any]:
     unknown = set(obj) - HEADER_KEYS - {"output"}
     if "output" in obj:
-        raise TaskError(path, line, "this line has \"output\" but no \"input\"", "every example needs both \"input\" and \"output\"")
+        raise TaskError(path, line, "this line has \"output\" but no \"input\"",
+                        "every example needs both \"input\" and \"output\"")
     if unknown:
-        raise TaskError(path, line, f"header line has unknown keys {sorted(unknown)}; an example line needs \"input\" and \"output\"",
+        raise TaskError(path, line,
+                        f"header line has unknown keys {sorted(unknown)}; an example line needs \"input\" and \"output\"",
                         f"a header may only hold {sorted(HEADER_KEYS)}")
     header = dict(obj)
     if "vocab" in header:
@@ -270,12 +273,14 @@ def _parse_example(path: Path, line: int, obj: dict[str, Any]) -> tuple[Example,
 def _parse_line(path: Path, number: int, text: str) -> Any:
     depth = max((len(run) for run in re.findall(r"\[+", text)), default=0)
     if depth > MAX_DEPTH_BYTES:
-        raise TaskError(path, number, f"nested {depth} lists deep", "inputs are flat lists of tokens: {\"input\": [\"a\", \"b\"], ...}")
+        raise TaskError(path, number, f"nested {depth} lists deep",
+                        "inputs are flat lists of tokens: {\"input\": [\"a\", \"b\"], ...}")
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise TaskError(path, number, f"not valid JSON ({err.msg} at column {err.colno})",
-                        "each line must be one JSON object like {\"input\": [\"a\", \"b\"], \"output\": [\"b\", \"a\"]}") from None
+                        "each line must be one JSON object like "
+                        "{\"input\": [\"a\", \"b\"], \"output\": [\"b\", \"a\"]}") from None
     except RecursionError:
         raise TaskError(path, number, "nested too deeply to read", "inputs are flat lists of tokens") from None
     except ValueError as err:  # e.g. an integer of more than 4,300 digits
@@ -286,7 +291,8 @@ def _check_type_mix(path: Path, values: Sequence[tuple[int, Value]], what: str) 
     has_bool = [ln for ln, v in values if isinstance(v, bool)]
     has_int = [ln for ln, v in values if isinstance(v, int) and not isinstance(v, bool)]
     if has_bool and has_int:
-        raise TaskError(path, max(has_bool[0], has_int[0]), f"{what} mixes booleans and integers (line {has_bool[0]} has a boolean, line {has_int[0]} an integer)",
+        raise TaskError(path, max(has_bool[0], has_int[0]),
+                        f"{what} mixes booleans and integers (line {has_bool[0]} has a boolean, line {has_int[0]} an integer)",
                         "Python treats True as 1, so they would collide in the vocabulary: use one kind")
 
 
@@ -322,11 +328,13 @@ def load_task(
         if not stripped:
             continue
         if len(raw_line.encode("utf-8")) > limits.line_bytes:
-            raise TaskError(path, number, f"line is {len(raw_line.encode('utf-8')):,} bytes, over the limit of {limits.line_bytes:,}",
+            raise TaskError(path, number,
+                            f"line is {len(raw_line.encode('utf-8')):,} bytes, over the limit of {limits.line_bytes:,}",
                             "one example per line; if this is meant, raise it with --limit line-bytes=N")
         if len(examples) >= limits.examples:
-            raise TaskError(path, number, f"more than {limits.examples:,} examples", "a few hundred examples are plenty to induce "
-                            "and verify a rule; if this is meant, raise the limit with --limit examples=N")
+            raise TaskError(path, number, f"more than {limits.examples:,} examples",
+                            "a few hundred examples are plenty to induce and verify a rule; "
+                            "if this is meant, raise the limit with --limit examples=N")
         obj = _parse_line(path, number, stripped)
         if not isinstance(obj, dict):
             raise TaskError(path, number, f"expected a JSON object, got {type(obj).__name__}",
@@ -337,7 +345,8 @@ def load_task(
                 header_line = number
                 first_content_line = False
                 continue
-            raise TaskError(path, number, "missing \"input\"", "each line needs {\"input\": [...], \"output\": ...}; only the first line may be a header")
+            raise TaskError(path, number, "missing \"input\"",
+                            "each line needs {\"input\": [...], \"output\": ...}; only the first line may be a header")
         first_content_line = False
         example, broadcast = _parse_example(path, number, obj)
         previous = seen.get(example.inputs)
@@ -352,7 +361,8 @@ def load_task(
         broadcast_flags.append(broadcast)
 
     if not examples:
-        raise TaskError(path, None, "the file holds no examples", "add lines like {\"input\": [\"a\", \"b\"], \"output\": [\"b\", \"a\"]}")
+        raise TaskError(path, None, "the file holds no examples",
+                        "add lines like {\"input\": [\"a\", \"b\"], \"output\": [\"b\", \"a\"]}")
     if len(examples) < MIN_EXAMPLES:
         raise TaskError(path, None, f"only {len(examples)} distinct example(s); at least {MIN_EXAMPLES} are needed",
                         "add examples: some are held out to verify the program")
@@ -375,7 +385,8 @@ def load_task(
         for e in examples:
             for t in e.inputs:
                 if t not in allowed:
-                    raise TaskError(path, e.line, f"input token {t!r} is not in the declared vocab {sorted(allowed, key=sort_key)}",
+                    raise TaskError(path, e.line,
+                                    f"input token {t!r} is not in the declared vocab {sorted(allowed, key=sort_key)}",
                                     "add it to the header's \"vocab\" or fix the example")
         input_vocab = tuple(sorted(allowed, key=sort_key))
     else:

@@ -17,12 +17,13 @@ that every length 1..L had inputs in the rule's domain and all were right.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 from autoconn.conn.verify import Verification
 
 
-def counts(verification: Optional[Verification]) -> Optional[dict[str, int]]:
+def counts(verification: Verification | None) -> dict[str, int] | None:
     if verification is None or verification.total == 0:
         return None
     return {"total": verification.total, "correct": verification.correct, "max_length": verification.max_length}
@@ -38,8 +39,8 @@ def oracle_block(rule: str, lengths: list[dict[str, int]], exhaustive: tuple[int
             "exhaustive_lengths": list(exhaustive), "outside_domain": outside_domain}
 
 
-def proven_length(oracle: Optional[Mapping[str, Any]], sealed: Optional[Mapping[str, int]],
-                  validation: Optional[Mapping[str, int]], held_out: bool) -> int:
+def proven_length(oracle: Mapping[str, Any] | None, sealed: Mapping[str, int] | None,
+                  validation: Mapping[str, int] | None, held_out: bool) -> int:
     if oracle:
         length = 0
         for row in oracle["lengths"]:
@@ -72,9 +73,9 @@ def statement(record: Mapping[str, Any]) -> str:
     return f"proven on inputs up to {length} tokens (compiled for {compiled}) by " + " and ".join(parts) + limit
 
 
-def make_record(*, how: str, held_out: bool, compiled_max_seq_len: int, sealed: Optional[Verification],
-                validation: Optional[Verification], validation_revealed: int,
-                oracle: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+def make_record(*, how: str, held_out: bool, compiled_max_seq_len: int, sealed: Verification | None,
+                validation: Verification | None, validation_revealed: int,
+                oracle: dict[str, Any] | None = None) -> dict[str, Any]:
     record: dict[str, Any] = {
         "how": how,
         "held_out": held_out,
@@ -89,8 +90,8 @@ def make_record(*, how: str, held_out: bool, compiled_max_seq_len: int, sealed: 
     return record
 
 
-def with_oracle(previous: Optional[Mapping[str, Any]], oracle: dict[str, Any], compiled_max_seq_len: int,
-                legacy: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+def with_oracle(previous: Mapping[str, Any] | None, oracle: dict[str, Any], compiled_max_seq_len: int,
+                legacy: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The record after `autoconn verify`: the earlier sealed and validation figures kept, the
     oracle's (held out from everyone) replacing any earlier oracle, the proven length recomputed,
     so it may go up or down. `legacy`: an entry's figures from before the verified block."""
@@ -112,15 +113,20 @@ def verified_length(meta: Mapping[str, Any]) -> int:
     return int(legacy) if isinstance(legacy, int) else int(meta.get("max_seq_len") or 0)
 
 
+def record_counts(record: Mapping[str, Any]) -> tuple[int, int]:
+    """(right, total) over everything that gave a verified block's verdict: the sealed examples
+    (the validation ones when nothing was held out) and the oracle's inputs."""
+    sealed = record.get("sealed") or {}
+    oracle = record.get("oracle") or {}
+    checked = sealed if record.get("held_out") or not record.get("validation") else record.get("validation") or {}
+    right = int(checked.get("correct", 0)) + sum(int(r.get("correct", 0)) for r in oracle.get("lengths", []))
+    return right, int(checked.get("total", 0)) + int(oracle.get("inputs", 0))
+
+
 def verdict_counts(meta: Mapping[str, Any]) -> tuple[int, int]:
-    """(right, total) over everything that gave the verdict: sealed examples and oracle inputs
-    (entries from before the verified block: their held-out figures)."""
+    """record_counts of a conn.json (entries from before the verified block: their held-out figures)."""
     record = meta.get("verified")
     if isinstance(record, Mapping):
-        sealed = record.get("sealed") or {}
-        oracle = record.get("oracle") or {}
-        checked = sealed if record.get("held_out") or not record.get("validation") else record.get("validation") or {}
-        right = int(checked.get("correct", 0)) + sum(int(r.get("correct", 0)) for r in oracle.get("lengths", []))
-        return right, int(checked.get("total", 0)) + int(oracle.get("inputs", 0))
+        return record_counts(record)
     legacy = meta.get("verification") or {}
     return int(legacy.get("correct", 0) or 0), int(legacy.get("total", 0) or 0)

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
@@ -118,7 +117,8 @@ def main() -> None:
     vocab, max_len = entry.spec.vocab, entry.spec.max_seq_len
     rng = random.Random(0)
     one = [str(rng.choice(vocab)) for _ in range(5)]
-    lines = "".join(" ".join(str(rng.choice(vocab)) for _ in range(rng.randint(1, max_len))) + "\n" for _ in range(args.file_inputs))
+    lines = "".join(" ".join(str(rng.choice(vocab)) for _ in range(rng.randint(1, max_len))) + "\n"
+                    for _ in range(args.file_inputs))
     cli = autoconn_command()
     run_one = [*cli, "run", args.conn, *one, "--out", args.out]
     run_file = [*cli, "run", args.conn, "--input-file", "-", "--json", "--out", args.out]
@@ -151,7 +151,8 @@ def main() -> None:
     for column in ("command", "warm", "cold (page cache dropped)"):
         table.add_column(column, justify="right" if column != "command" else "left")
     for row in rows:
-        cells = [f"{row[k]['median_s']:.2f} s ({row[k]['min_s']:.2f}-{row[k]['max_s']:.2f})" if k in row else "-" for k in ("warm", "cold")]
+        cells = [f"{row[k]['median_s']:.2f} s ({row[k]['min_s']:.2f}-{row[k]['max_s']:.2f})" if k in row else "-"
+                 for k in ("warm", "cold")]
         table.add_row(row["command"], *cells)
     console = Console(width=160)
     console.print(table)

@@ -25,16 +25,16 @@ import json
 import random
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from autoconn.conn.artifact import Library
 from autoconn.fusion.conn_tool import load_fused_conns
-from autoconn.fusion.demo_lm import DEFAULT_DIR, DemoLM, load_demo_lm, stale_rules
-from autoconn.fusion.demo_lm import corpus
+from autoconn.fusion.demo_lm import DEFAULT_DIR, DemoLM, corpus, load_demo_lm, stale_rules
 from autoconn.fusion.metadata import spec_of_meta
 from autoconn.fusion.token_level import FusionResult, fuse_decode
 
@@ -69,15 +69,6 @@ def reference_answers(entry: Any, examples: Sequence[Any], rules: dict[str, Any]
 
 def right(result: FusionResult, answer: str) -> bool:
     return result.stop == "end_of_text" and result.completion == answer
-
-
-def first_failure(results: Sequence[FusionResult], examples: Sequence[corpus.Example]) -> dict[str, str] | None:
-    """One wrong completion, to show what went wrong (a completion that did not stop ends with "…")."""
-    for result, example in zip(results, examples):
-        if not right(result, example.answer):
-            shown = result.completion + ("" if result.stop == "end_of_text" else "…")
-            return {"prompt": example.prompt, "expected": example.answer, "got": shown}
-    return None
 
 
 def measure_rule(lm: DemoLM, library: Library, rule: str, conns: Sequence[Any], per_length: int,

@@ -22,7 +22,8 @@ import random
 import statistics
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -110,7 +111,8 @@ def measure(name: str, max_seq_len: int, args: argparse.Namespace, peak: MatmulP
         for key in order:
             times, fn = timings[key]
             times.append(median_seconds(fn, 1))
-        numpy_e2e.append(median_seconds(lambda: runtime.run(inputs[:1024], backend="numpy"), 1) * len(inputs) / min(1024, len(inputs)))
+        first_1024 = median_seconds(lambda: runtime.run(inputs[:1024], backend="numpy"), 1)
+        numpy_e2e.append(first_1024 * len(inputs) / min(1024, len(inputs)))
         peaks.append(peak.sample())
         time.sleep(0.2)  # let BLAS/XLA worker threads stop spinning before the next timing
     single = median_seconds(lambda: runtime.run(inputs[:1]), max(args.repeats, 20))  # auto: the numpy path

@@ -10,7 +10,7 @@ Modes (each runs the same 20 small candidates, written below, once):
              ConnRuntime, with a warm on-disk JAX cache (read-write) - the baseline
   host-fast  the same, with the worker's fast haiku init (autoconn.sandbox.fastinit)
 The sandbox modes' seconds include the host verdict (the returned weights checked, loaded and
-run on the host: autoconn.conn.host_verdict), as every check pays it. The in-host modes run
+run on the host: autoconn.checking.host_runtime), as every check pays it. The in-host modes run
 in their own subprocess each, started with a copy of the trusted warm cache and one warm-up
 job, so they start as warm as a sandbox worker. Prints median and total seconds per mode and
 the ratio warm-worker / host.
@@ -64,7 +64,8 @@ CANDIDATES: list[tuple[str, str, list, int]] = [
     ("double_hist", R + "hist = rasp.SelectorWidth(rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.EQ))\n"
      "program = rasp.SelectorWidth(rasp.Select(hist, hist, rasp.Comparison.EQ))\n", ["a", "b", "c"], 5),
     ("frac_same_before", R + "first_b = rasp.numerical(rasp.Map(lambda t: 1 if t == 'b' else 0, rasp.tokens))\n"
-     "program = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ), first_b, default=0))\n",
+     "prefix = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ)\n"
+     "program = rasp.numerical(rasp.Aggregate(prefix, first_b, default=0))\n",
      ["a", "b", "c"], 6),
     ("reverse_10", R + LENGTH + "opp = rasp.SequenceMap(lambda n, i: n - i - 1, length, rasp.indices)\n"
      "program = rasp.Aggregate(rasp.Select(rasp.indices, opp, rasp.Comparison.EQ), rasp.tokens)\n", ["w", "x", "y", "z"], 10),
@@ -97,22 +98,27 @@ def jobs() -> list[Any]:
     return out
 
 
-def host_verdict(job: Any, result: Any) -> bool:
-    """The host's side of every check (issue 12): the returned weights are validated against
-    their spec, loaded and run here on the job's inputs. True when they were accepted and ran
+def host_verdict(job: Any, result: Any) -> tuple[Any, bool]:
+    """The host's side of every check (issue 12), by the pipeline's own path: the returned weights
+    are validated against their spec and loaded (checking.host_runtime), then run here on the
+    job's inputs (conn.verify.score_runtime). (result, True) when they were accepted and ran
     (scored against rasp.evaluate's outputs, where a None - an empty selection - matches nothing:
-    the score itself is not what is timed)."""
-    from types import SimpleNamespace
-
+    the score itself is not what is timed); a refusal comes back as a failed result."""
+    from autoconn.checking import host_runtime
     from autoconn.conn.compile import CompileSettings
-    from autoconn.conn.host_verdict import expected_spec, score_weights
+    from autoconn.conn.verify import score_runtime
+    from autoconn.task import Example, Task
 
-    kind = result.output_encoding or "categorical"
-    examples = [SimpleNamespace(inputs=x, outputs=y) for x, y in zip(job.inputs, result.rasp_outputs or [])]
-    verification = score_weights(result.weights_path, result.spec, examples, kind,
-                                 expect=expected_spec(job.vocab, CompileSettings.from_json(job.settings), kind),
-                                 residual_width=(result.size or {}).get("residual_width"))
-    return verification.total == len(job.inputs)
+    settings = CompileSettings.from_json(job.settings)
+    examples = tuple(Example(tuple(x), tuple(y)) for x, y in zip(job.inputs, result.rasp_outputs or []))
+    lengths = [len(x) for x in job.inputs] or [0]
+    task = Task(name=job.job_id, path="", description="", examples=examples, input_vocab=tuple(job.vocab),
+                output_vocab=(), output_kind=result.output_encoding or "categorical", output_shape="sequence",
+                min_length=min(lengths), max_length=max(lengths), max_seq_len=settings.max_seq_len)
+    result, runtime = host_runtime(result, task, settings)
+    if runtime is None:
+        return result, False
+    return result, score_runtime(runtime, examples, task.output_kind).total == len(job.inputs)
 
 
 def run_sandbox(kind: str, fresh: bool) -> dict[str, Any]:
@@ -129,7 +135,9 @@ def run_sandbox(kind: str, fresh: bool) -> dict[str, Any]:
             started = time.monotonic()
             result = sandbox.run(job)
             sandbox_times[job.job_id] = time.monotonic() - started
-            ok = bool(result.ok) and host_verdict(job, result)
+            ok = bool(result.ok)
+            if ok:
+                result, ok = host_verdict(job, result)
             if fresh:
                 sandbox._drop_worker()  # the next job starts (and pays for) a new process
             times[job.job_id] = time.monotonic() - started
@@ -175,9 +183,9 @@ def run_host(fast: bool) -> dict[str, Any]:
             runtime.save_weights(os.path.join(scratch, "weights.npz"))
         return rasp_out is not None and model_out is not None
 
-    from autoconn.sandbox.worker import WARM_PROGRAMS  # same warm-up as a worker's prewarm
     from autoconn.conn.compile import default_settings
     from autoconn.sandbox import Job
+    from autoconn.sandbox.worker import WARM_PROGRAMS  # same warm-up as a worker's prewarm
 
     one(Job(job_id="warm", source=WARM_PROGRAMS["reverse"], vocab=["a", "b", "c"],
             settings=default_settings(5).to_json(), inputs=[["a", "b"]]))

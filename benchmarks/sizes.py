@@ -27,7 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-PAPER = {"parity": ("Parity", 2.2e6), "reverse": ("Reverse", 4.3e6), "last_token": ("Last Letter", 62.6e3), "copy": ("Copy", 8.8e3)}
+PAPER = {"parity": ("Parity", 2.2e6), "reverse": ("Reverse", 4.3e6), "last_token": ("Last Letter", 62.6e3),
+         "copy": ("Copy", 8.8e3)}
 LETTERS = list(string.ascii_lowercase)
 
 
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.json:
                     print(f"{paper_name:<12} vocab {label:<8}({row['vocab']:>2}) L={length:<3} layers {row['layers']} "
                           f"width {row['residual_width']:>4} mlp {row['mlp_hidden']:>5}  ours {human(row['parameters']):>8}  "
-                          f"paper {human(paper_params):>6}  ratio {row['ratio_to_paper']:>6}  ({row['compile_seconds']} s)", flush=True)
+                          f"paper {human(paper_params):>6}  ratio {row['ratio_to_paper']:>6}  ({row['compile_seconds']} s)",
+                          flush=True)
     if args.json:
         print(json.dumps(rows, indent=2))
     return 0

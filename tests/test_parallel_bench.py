@@ -129,7 +129,8 @@ def test_induce_of_several_files_registers_each_into_out(tmp_path: Path):
     result = autoconn("induce", str(tasks / "copy.jsonl"), str(tasks / "length.jsonl"), "--inducer", "search", "--sandbox",
                       "process", "--out", "lib", "--workers", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "verified copy: proven on inputs up to 8 tokens" in result.stdout and "program:  lib/length/program.py" in result.stdout
+    assert "verified copy: proven on inputs up to 8 tokens" in result.stdout
+    assert "program:  lib/length/program.py" in result.stdout
     library = Library(tmp_path / "lib")
     assert library.names() == ["copy", "length"] and library.check(repair=False) == []
     assert library.get("length").meta["provenance"]["bench_id"].startswith("bench-")

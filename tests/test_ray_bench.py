@@ -11,7 +11,7 @@ import pytest
 
 from autoconn.conn.artifact import Library
 from tests.conftest import IN_CI
-from tests.test_parallel_bench import SIX, bench, sequential, six_tasks, verified  # noqa: F401 - sequential is a fixture
+from tests.test_parallel_bench import SIX, bench, sequential_verified, six_tasks, verified
 
 pytestmark = pytest.mark.slow
 
@@ -19,6 +19,11 @@ if importlib.util.find_spec("ray") is None:  # `make test` installs it (the ray 
     if IN_CI:
         raise RuntimeError("ray is not installed: `pip install -e '.[ray]'` (make test does)")
     pytest.skip("ray is not installed (pip install -e '.[ray]')", allow_module_level=True)
+
+
+@pytest.fixture
+def sequential() -> frozenset[str]:
+    return sequential_verified()  # the same six tasks one after another (computed once per session)
 
 
 def test_ray_tasks_verify_the_same_set_and_a_killed_worker_is_retried(tmp_path: Path, sequential: frozenset[str]):

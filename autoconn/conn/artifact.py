@@ -29,9 +29,10 @@ import re
 import shutil
 import tempfile
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from filelock import FileLock
 
@@ -122,7 +123,7 @@ def sha256_text(text: str) -> str:
 
 
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -314,7 +315,8 @@ class Library:
                 final = self.root / name
                 ours = run_id is not None and final.exists() and self.owner_run(name) == run_id
                 if final.exists() and not (force or ours):
-                    raise LibraryError(f"a CoNN named {name!r} already exists in {self.root}; pick another --name or pass --force")
+                    raise LibraryError(f"a CoNN named {name!r} already exists in {self.root}; "
+                                       "pick another --name or pass --force")
                 self._commit(name, source, meta, runtime, weights_file, graph)
         except OSError as err:
             raise LibraryError(os_problem(err, f"registering {name!r} in {self.root}")) from None

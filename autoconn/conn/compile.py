@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import contextvars
 import types
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from autoconn.task import BOS, PAD, Token
 
@@ -44,7 +45,7 @@ class CompileSettings:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "CompileSettings":
+    def from_json(cls, data: dict[str, Any]) -> CompileSettings:
         known = {f.name for f in fields(cls)}  # tolerate settings written by a newer version
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -140,7 +141,7 @@ def fast_transform(f: Callable[..., Any], *, apply_rng: bool = True) -> Any:
         except Exception:  # noqa: BLE001 - anything unexpected: do what tracr does
             return real.init(rng, *args, **kwargs)
 
-    init._original_fn = f  # type: ignore[attr-defined] - hk.without_apply_rng looks for it
+    init._original_fn = f  # type: ignore[attr-defined]  # hk.without_apply_rng looks for it on the function
     return hk.Transformed(init=init, apply=real.apply)
 
 
@@ -155,9 +156,8 @@ def install_fast_init() -> bool:
             return True
         shim = types.ModuleType("haiku_fast_init")
         shim.__dict__.update({k: v for k, v in vars(hk).items() if not k.startswith("__")})
-        shim.transform = fast_transform  # type: ignore[attr-defined]
-        shim._autoconn_fast_init = True  # type: ignore[attr-defined]
-        assemble.hk = shim  # type: ignore[attr-defined]
+        shim.__dict__.update(transform=fast_transform, _autoconn_fast_init=True)
+        assemble.hk = shim
     except Exception:  # noqa: BLE001 - a different tracr: keep its own init
         return False
     return True

@@ -32,8 +32,14 @@ def compile_with_graph(program: Any, vocab: Any, settings: Any) -> tuple[Any, An
 
     Returns (assembled model, graph, sources); the model is the one compile_program returns
     (same passes, same arguments)."""
-    from tracr.compiler import (basis_inference, craft_graph_to_model, craft_model_to_transformer,
-                                expr_to_craft_graph, rasp_to_graph, validating)
+    from tracr.compiler import (
+        basis_inference,
+        craft_graph_to_model,
+        craft_model_to_transformer,
+        expr_to_craft_graph,
+        rasp_to_graph,
+        validating,
+    )
     from tracr.craft import bases
     from tracr.rasp import rasp
 
@@ -43,7 +49,8 @@ def compile_with_graph(program: Any, vocab: Any, settings: Any) -> tuple[Any, An
             raise ValueError(f"Compiler token {special!r} must not be present in the vocab")
     unsupported = validating.static_validate(program)
     if unsupported:
-        raise NotImplementedError("Unsupported RASP expressions:\n" + "\n".join(f"{e.expr.name}: {e.reason}" for e in unsupported))
+        reasons = "\n".join(f"{e.expr.name}: {e.reason}" for e in unsupported)
+        raise NotImplementedError("Unsupported RASP expressions:\n" + reasons)
     extracted = rasp_to_graph.extract_rasp_graph(program)
     graph, sources, sink = extracted.graph, extracted.sources, extracted.sink
     basis_inference.infer_bases(graph, sink, vocab, settings.max_seq_len)

@@ -2,8 +2,11 @@
 host, through :class:`autoconn.conn.runtime.ConnRuntime`, against examples the sandboxed
 worker never received. Nothing the worker says about accuracy is used.
 
-    verification = score_weights(result.weights_path, result.spec, examples, task.output_kind,
-                                 expect=expected_spec(task.input_vocab, settings, task.output_kind))
+    runtime = load_checked(result.weights_path, result.spec,
+                           expect=expected_spec(task.input_vocab, settings, task.output_kind))
+    verification = score_runtime(runtime, examples, task.output_kind)   # autoconn.conn.verify
+
+(:func:`autoconn.checking.host_runtime` is the first line for the pipeline and the benchmarks.)
 
 The spec the worker reports is checked against what the host itself asked for (input vocab,
 max_seq_len, causal, output kind) and the weights against the spec (shapes, dtype, budget:
@@ -14,10 +17,10 @@ WeightsError (stage "weights"), which callers turn into a rejected candidate.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from autoconn.conn.runtime import ConnRuntime, ConnSpec
-from autoconn.conn.verify import Verification, score_runtime
 from autoconn.conn.weights_check import WeightsError, check_weights_file
 
 
@@ -69,10 +72,3 @@ def load_checked(weights_path: str | os.PathLike[str] | None, spec_json: Any, *,
     check_weights_file(weights_path, spec, residual_width=residual_width)
     return ConnRuntime.load(weights_path, spec)
 
-
-def score_weights(weights_path: str | os.PathLike[str] | None, spec_json: Any, examples: Sequence[Any], output_kind: str,
-                  *, expect: Mapping[str, Any] | None = None, residual_width: int | None = None) -> Verification:
-    """Checks the weights, loads them and scores their outputs on `examples` (host side).
-    Raises WeightsError when there are no weights or they do not match their spec."""
-    runtime = load_checked(weights_path, spec_json, expect=expect, residual_width=residual_width)
-    return score_runtime(runtime, examples, output_kind)  # type: ignore[arg-type]

@@ -21,11 +21,13 @@ from __future__ import annotations
 import gc
 import io
 import math
+import os
 import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -88,7 +90,7 @@ class ConnSpec:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ConnSpec":
+    def from_json(cls, data: dict[str, Any]) -> ConnSpec:
         return cls(
             input_encoding={token: int(index) for token, index in data["input_encoding"]},
             bos_token=data["bos_token"],
@@ -112,12 +114,10 @@ def _unembed_matrix(model: Any) -> np.ndarray:
 
     width = len(model.residual_labels)
 
-    @hk.without_apply_rng
-    @hk.transform
     def unembed(x: Any) -> Any:
         return model.get_compiled_model().unembed(x, use_unembed_argmax=False)
 
-    matrix = np.asarray(unembed.apply({}, jnp.eye(width)))
+    matrix = np.asarray(hk.transform(unembed).apply({}, None, jnp.eye(width)))  # no parameters, no rng
     return matrix.reshape(width, -1)
 
 
@@ -134,7 +134,8 @@ def sharpen_attention(weights: dict[str, np.ndarray], key_size: int) -> None:
             weights[name] = weights[name] * factor
 
 
-def extract(model: Any, max_seq_len: int, causal: bool = False, *, sharpen: bool = True) -> tuple[ConnSpec, dict[str, np.ndarray]]:
+def extract(model: Any, max_seq_len: int, causal: bool = False, *,
+            sharpen: bool = True) -> tuple[ConnSpec, dict[str, np.ndarray]]:
     """Splits an assembled tracr model into a JSON-able spec and flat numpy weights
     (with the attention scale corrected unless `sharpen` is False)."""
     encoder = model.input_encoder
@@ -362,7 +363,7 @@ class _LazyWeights(Mapping[str, np.ndarray]):
     never decompressed. Every array comes from the bytes read at open, so a file replaced later
     cannot mix into a loaded runtime."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._archive = np.load(io.BytesIO(self.path.read_bytes()))  # allow_pickle stays False
         self._names = list(self._archive.files)
@@ -393,15 +394,15 @@ class ConnRuntime:
     _forward: Callable[..., Any] | None = field(default=None, repr=False)
     _numpy_forward: Callable[..., Any] | None = field(default=None, repr=False)
     _layers: _Layers | None = field(default=None, repr=False)
-    _codec: "_Codec | None" = field(default=None, repr=False)
+    _codec: _Codec | None = field(default=None, repr=False)
 
     @classmethod
-    def from_model(cls, model: Any, max_seq_len: int, causal: bool = False, *, sharpen: bool = True) -> "ConnRuntime":
+    def from_model(cls, model: Any, max_seq_len: int, causal: bool = False, *, sharpen: bool = True) -> ConnRuntime:
         spec, weights = extract(model, max_seq_len, causal, sharpen=sharpen)
         return cls(spec, weights)
 
     @classmethod
-    def load(cls, weights_path: str | Path, spec: ConnSpec) -> "ConnRuntime":
+    def load(cls, weights_path: str | os.PathLike[str], spec: ConnSpec) -> ConnRuntime:
         """Opens stored weights once their shapes, dtype and total size match the spec (read from the
         zip directory and array headers, before anything is decompressed); arrays are decompressed
         when the forward pass first needs them."""
@@ -410,7 +411,9 @@ class ConnRuntime:
 
     def save_weights(self, path: str | Path) -> None:
         with open(path, "wb") as handle:
-            np.savez_compressed(handle, **{name: self.weights[name] for name in self.weights})
+            # Any: numpy's stub types **kwds against savez's allow_pickle flag too
+            arrays: dict[str, Any] = {name: self.weights[name] for name in self.weights}
+            np.savez_compressed(handle, **arrays)
 
     @property
     def parameters(self) -> int:
@@ -426,7 +429,7 @@ class ConnRuntime:
             self._layers = _Layers(self.spec, self.weights)
         return self._layers
 
-    def _get_codec(self) -> "_Codec":
+    def _get_codec(self) -> _Codec:
         if self._codec is None:
             self._codec = _Codec(self.spec)
         return self._codec
@@ -482,7 +485,8 @@ class _Codec:
         self.bos = spec.input_encoding[spec.bos_token]
         self.categorical = spec.output_kind == "categorical"
         values = spec.output_decoding
-        if values and all(type(v) is int for v in values) and all(abs(v) < 2 ** 62 for v in values):
+        ints = [v for v in values if type(v) is int]
+        if values and len(ints) == len(values) and all(abs(v) < 2 ** 62 for v in ints):
             self.decoding = np.array(values, dtype=np.int64)  # tolist() gives back the same Python ints
         else:
             self.decoding = np.empty(len(values), dtype=object)
@@ -548,7 +552,8 @@ def _encode_reference(spec: ConnSpec, inputs: Sequence[Sequence[Token]]) -> tupl
         for col, token in enumerate(sequence, start=1):
             index = _lookup(table, token)
             if index is None or any(token == r and type(token) is type(r) for r in (spec.bos_token, spec.pad_token)):
-                raise ConnInputError(f"token {token!r} (input {row}, position {col - 1}) is not in this CoNN's vocab {spec.vocab}", row)
+                raise ConnInputError(f"token {token!r} (input {row}, position {col - 1}) "
+                                     f"is not in this CoNN's vocab {spec.vocab}", row)
             ids[row, col] = index
     return ids, lengths
 

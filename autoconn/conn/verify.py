@@ -6,13 +6,12 @@ silently, so ``rasp.evaluate`` agreeing proves nothing about the weights).
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
+from autoconn.conn.compare import NUMERIC_TOLERANCE, values_match
 from autoconn.task import Example, OutputKind
-
-NUMERIC_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -51,19 +50,6 @@ class Verification:
             "max_length": self.max_length,
             "failures": [f.to_json() for f in self.failures[:max_failures]],
         }
-
-
-def values_match(expected: Any, got: Any, kind: OutputKind, tolerance: float = NUMERIC_TOLERANCE) -> bool:
-    """One position: numbers within `tolerance` when numerical; same value and type otherwise."""
-    if kind == "numerical":
-        if not isinstance(got, (int, float)) or isinstance(got, bool) or got is None:
-            return False
-        return math.isfinite(float(got)) and abs(float(got) - float(expected)) <= tolerance
-    if isinstance(expected, bool) or isinstance(got, bool):
-        return type(expected) is type(got) and expected == got
-    if isinstance(expected, (int, float)) and isinstance(got, (int, float)):
-        return float(expected) == float(got)
-    return expected == got
 
 
 def verify_outputs(

@@ -47,7 +47,7 @@ class WeightsError(ValueError):
     stage = "weights"
 
 
-def expected_arrays(spec: "ConnSpec", residual_width: int) -> dict[str, tuple[int, ...]]:
+def expected_arrays(spec: ConnSpec, residual_width: int) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every array a CoNN with this spec has (tracr's assembled model,
     as :func:`autoconn.conn.runtime.extract` flattens it)."""
     d = int(residual_width)
@@ -80,7 +80,7 @@ def _nbytes(shape: tuple[int, ...]) -> int:
     return total
 
 
-def _check_spec(spec: "ConnSpec") -> None:
+def _check_spec(spec: ConnSpec) -> None:
     checks = [
         ("num_layers", spec.num_layers, 0, MAX_LAYERS),
         ("num_heads x key_size", int(spec.num_heads) * int(spec.key_size), 0, MAX_WIDTH),
@@ -122,7 +122,7 @@ def _read_header(member: Any) -> tuple[tuple[int, ...], bool, str]:
     return tuple(int(n) for n in shape), bool(fortran), dtype.str
 
 
-def check_weights_file(path: str | os.PathLike[str], spec: "ConnSpec", *, residual_width: int | None = None,
+def check_weights_file(path: str | os.PathLike[str], spec: ConnSpec, *, residual_width: int | None = None,
                        max_total_bytes: int = MAX_TOTAL_BYTES) -> dict[str, tuple[int, ...]]:
     """Raises WeightsError unless `path` is an npz whose arrays are exactly those `spec`
     implies (float32, the right shapes, one residual width - `residual_width` when given,
@@ -187,7 +187,8 @@ def check_weights_file(path: str | os.PathLike[str], spec: "ConnSpec", *, residu
         activations = 4 * HOST_BATCH * positions * (int(spec.num_heads) * positions + widest)
         if activations > MAX_ACTIVATION_BYTES:
             raise WeightsError(f"running a CoNN of this spec would need {activations} bytes of activations per batch "
-                               f"(heads {spec.num_heads}, length {spec.max_seq_len}, width {widest}), over {MAX_ACTIVATION_BYTES}")
+                               f"(heads {spec.num_heads}, length {spec.max_seq_len}, width {widest}), "
+                               f"over {MAX_ACTIVATION_BYTES}")
         missing = sorted(set(expected) - set(headers))
         if missing:
             raise WeightsError(f"the weights file lacks {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else ""))
@@ -199,12 +200,3 @@ def check_weights_file(path: str | os.PathLike[str], spec: "ConnSpec", *, residu
                 raise WeightsError(f"{name}: the archive declares {info.file_size} bytes for {_nbytes(want)} bytes of data")
     return expected
 
-
-def load_checked(path: str | os.PathLike[str], spec: "ConnSpec", *, residual_width: int | None = None,
-                 max_total_bytes: int = MAX_TOTAL_BYTES) -> dict[str, Any]:
-    """check_weights_file, then the arrays (allow_pickle off)."""
-    import numpy as np
-
-    expected = check_weights_file(path, spec, residual_width=residual_width, max_total_bytes=max_total_bytes)
-    with np.load(path, allow_pickle=False) as archive:
-        return {name: archive[name] for name in expected}

@@ -18,8 +18,9 @@ TransformerLens 4 removed HookedTransformer).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -6,9 +6,9 @@ together are checked for clashes before anything runs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 from autoconn.conn.artifact import Library, LibraryEntry
 from autoconn.conn.runtime import ConnRuntime
@@ -24,11 +24,11 @@ class FusedConn:
     name: str
     spec: FusionSpec
     runtime: ConnRuntime
-    proven_length: Optional[int] = None  # operands longer than this go back to the LM (None: the compiled length)
+    proven_length: int | None = None  # operands longer than this go back to the LM (None: the compiled length)
 
     @classmethod
-    def from_entry(cls, entry: LibraryEntry, spec: Optional[FusionSpec] = None, *,
-                   unverified_lengths: bool = False) -> "FusedConn":
+    def from_entry(cls, entry: LibraryEntry, spec: FusionSpec | None = None, *,
+                   unverified_lengths: bool = False) -> FusedConn:
         """`unverified_lengths`: also hand it operands beyond its proven length (up to the compiled one)."""
         return cls(entry.name, spec or spec_of_meta(entry.name, entry.meta), entry.runtime(),
                    None if unverified_lengths else entry.verified_length)
@@ -49,14 +49,6 @@ class FusedConn:
 
     def answer(self, operand: Sequence[Token]) -> str:
         return self.answer_many([operand])[0]
-
-    def answer_text(self, operand_text: str) -> str:
-        """The answer for an operand written as LM text (raises ValueError when it does not parse)."""
-        parsed = self.spec.parse_operand(operand_text)
-        if isinstance(parsed, str):
-            raise ValueError(f"{self.name}: {parsed}")
-        return self.answer(parsed)
-
 
 def load_fused_conns(names: Sequence[str], library: Library | str | Path = "generated_conns", *,
                      unverified_lengths: bool = False) -> list[FusedConn]:

@@ -13,8 +13,8 @@ When several CoNNs' triggers end the context, the one whose operand start ends l
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
 
 from autoconn.fusion.metadata import FusionSpec
 from autoconn.task import Token
@@ -47,10 +47,10 @@ class Refusal:
     reason: str
 
 
-Decision = Union[Fire, Refusal, None]
+Decision = Fire | Refusal | None
 
 
-def _open_operand(context: str, rule: GateRule) -> Optional[tuple[int, str]]:
+def _open_operand(context: str, rule: GateRule) -> tuple[int, str] | None:
     """(end of the operand start, operand text) when the context ends with the rule's trigger
     right after an open operand; None otherwise."""
     spec = rule.spec
@@ -69,7 +69,7 @@ def _open_operand(context: str, rule: GateRule) -> Optional[tuple[int, str]]:
 
 def decide(context: str, rules: Sequence[GateRule]) -> Decision:
     """β for the next character of `context`: a Fire, a Refusal, or None (the LM writes)."""
-    best: Optional[tuple[int, int, GateRule, str]] = None
+    best: tuple[int, int, GateRule, str] | None = None
     for rule in rules:
         found = _open_operand(context, rule)
         if found is None:
@@ -85,5 +85,6 @@ def decide(context: str, rules: Sequence[GateRule]) -> Decision:
     if isinstance(parsed, str):
         return Refusal(rule.conn, operand, f"operand {operand!r}: {parsed}")
     if len(parsed) > rule.max_seq_len:
-        return Refusal(rule.conn, operand, f"operand has {len(parsed)} tokens; {rule.conn} is proven on at most {rule.max_seq_len}")
+        return Refusal(rule.conn, operand,
+                       f"operand has {len(parsed)} tokens; {rule.conn} is proven on at most {rule.max_seq_len}")
     return Fire(rule.conn, operand, parsed)

@@ -6,7 +6,8 @@ causal character-level model plug in the same way.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -20,9 +21,15 @@ class CharLM(Protocol):
     the model attends to (callers keep only the last ``max_context`` characters).
     """
 
-    alphabet: Sequence[str]
-    end_of_text: str
-    max_context: int
+    # Read-only (properties): fusion only reads them, so a model may hold a tuple, a list or a str.
+    @property
+    def alphabet(self) -> Sequence[str]: ...
+
+    @property
+    def end_of_text(self) -> str: ...
+
+    @property
+    def max_context(self) -> int: ...
 
     def next_char_logits(self, contexts: Sequence[str]) -> np.ndarray:
         """Logits of the next character for each context, shape (len(contexts), len(alphabet))."""

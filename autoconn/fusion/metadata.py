@@ -26,8 +26,9 @@ numerical outputs rounded to 4 decimal places with trailing zeros dropped ("0.33
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Optional, Sequence
+from typing import Any, Literal, TypeGuard
 
 from autoconn.task import Token, Value
 
@@ -44,6 +45,14 @@ NUMBER_DECIMALS = 4
 
 
 MAX_MARKER_CHARS = 64  # operand starts and triggers: long enough for any real marker
+
+
+def is_split(value: object) -> TypeGuard[Split]:
+    return value in SPLITS
+
+
+def is_positions(value: object) -> TypeGuard[Positions]:
+    return value in POSITIONS
 
 
 class FusionSpecError(ValueError):
@@ -98,7 +107,7 @@ class FusionSpec:
         return {"operand_start": self.operand_start, "trigger": self.trigger, "split": self.split}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "FusionSpec":
+    def from_json(cls, data: Mapping[str, Any]) -> FusionSpec:
         try:
             output = data["output"]
             return cls(operand_start=str(data["operand_start"]), trigger=str(data["trigger"]), split=data["split"],
@@ -135,17 +144,17 @@ class FusionSpec:
 class FusionOverrides:
     """What a user set on the command line; None keeps the default."""
 
-    operand_start: Optional[str] = None
-    trigger: Optional[str] = None
-    split: Optional[str] = None
-    output_positions: Optional[str] = None
-    output_join: Optional[str] = None
+    operand_start: str | None = None
+    trigger: str | None = None
+    split: str | None = None
+    output_positions: str | None = None
+    output_join: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
     @classmethod
-    def from_json(cls, data: Optional[Mapping[str, Any]]) -> "FusionOverrides":
+    def from_json(cls, data: Mapping[str, Any] | None) -> FusionOverrides:
         return cls(**{k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__})
 
 
@@ -168,18 +177,20 @@ def build_spec(name: str, vocab: Sequence[Token], output_shape: str,
     `output_values` are the values the CoNN can write (the compiled model's output decoding
     when known, else the task's output vocab); they decide the default join."""
     split = overrides.split if overrides.split is not None else default_split(vocab)
-    if split not in SPLITS:
+    if not is_split(split):
         raise FusionSpecError(f"split {split!r}: choose 'char' (one token per character) or 'space' (whitespace-separated)")
     positions = overrides.output_positions or ("first" if output_shape == "broadcast" else "all")
+    if not is_positions(positions):
+        raise FusionSpecError(f"output positions {positions!r}: choose all, first or last")
     join = overrides.output_join if overrides.output_join is not None else default_join(split, output_kind, output_values)
-    first_error: Optional[FusionSpecError] = None
+    first_error: FusionSpecError | None = None
     for opening, closing in DEFAULT_BRACKETS:
         spec = FusionSpec(
             operand_start=overrides.operand_start if overrides.operand_start is not None else f"{name}{opening}",
             trigger=overrides.trigger if overrides.trigger is not None else closing,
-            split=split,  # type: ignore[arg-type]
+            split=split,
             token_map={token_text(t): t for t in vocab},
-            output=OutputFormat(positions=positions, join=join),  # type: ignore[arg-type]
+            output=OutputFormat(positions=positions, join=join),
         )
         try:
             validate(spec, vocab)
@@ -199,16 +210,17 @@ def validate(spec: FusionSpec, vocab: Sequence[Token]) -> None:
     if not spec.operand_start:
         raise FusionSpecError("the operand start is empty: give the text that opens an operand, e.g. --operand-start 'sort('")
     if not spec.trigger:
-        raise FusionSpecError("the trigger is empty: give the text that closes an operand and calls the CoNN, e.g. --trigger ')='")
+        raise FusionSpecError("the trigger is empty: give the text that closes an operand and calls the CoNN, "
+                              "e.g. --trigger ')='")
     for what, text in (("operand start", spec.operand_start), ("trigger", spec.trigger)):
         if len(text) > MAX_MARKER_CHARS:
             raise FusionSpecError(f"the {what} is {len(text):,} characters long; at most {MAX_MARKER_CHARS} are allowed "
                                   "(it is matched against every character the LM writes)")
         if any(not ch.isprintable() for ch in text):
             raise FusionSpecError(f"the {what} {text!r} holds a newline or another control character: use printable text")
-    if spec.split not in SPLITS:
+    if not is_split(spec.split):
         raise FusionSpecError(f"split {spec.split!r}: choose 'char' or 'space'")
-    if spec.output.positions not in POSITIONS:
+    if not is_positions(spec.output.positions):
         raise FusionSpecError(f"output positions {spec.output.positions!r}: choose all, first or last")
     if spec.output.join not in JOINS:
         raise FusionSpecError(f"output join {spec.output.join!r}: choose '' (no separator) or ' ' (a space)")

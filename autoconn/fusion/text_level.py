@@ -25,8 +25,9 @@ the first request, and the model continues from its answer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Protocol, Sequence
+from typing import Any, Protocol
 
 from autoconn.fusion.conn_tool import FusedConn, check_fused
 from autoconn.fusion.gate import Decision, Fire, GateRule, Refusal, decide
@@ -41,7 +42,7 @@ class ChatModel(Protocol):
     """What fuse_chat needs of autoconn.endpoint.ChatEndpoint."""
 
     def chat(self, messages: Sequence[dict[str, str]], *, n: int = 1, temperature: float = 0.0,
-             max_tokens: Optional[int] = None, stop: Optional[Sequence[str]] = None) -> Any: ...
+             max_tokens: int | None = None, stop: Sequence[str] | None = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,8 @@ def trigger_inside(context: str, piece: str, rules: Sequence[GateRule]) -> tuple
     return -1, "", None
 
 
-def fuse_chat(model: ChatModel, conns: Sequence[FusedConn], prompt: str, *, system: Optional[str] = None,
-              max_rounds: int = 8, max_tokens: Optional[int] = None, temperature: float = 0.0) -> ChatFusionResult:
+def fuse_chat(model: ChatModel, conns: Sequence[FusedConn], prompt: str, *, system: str | None = None,
+              max_rounds: int = 8, max_tokens: int | None = None, temperature: float = 0.0) -> ChatFusionResult:
     """Generates a reply to `prompt`, the CoNNs answering wherever the model closes an operand."""
     if max_rounds < 1:
         raise ValueError("max_rounds must be at least 1")

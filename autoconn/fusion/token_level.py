@@ -35,8 +35,9 @@ cut there. ``end_of_text`` ends a row and is not part of the completion.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -76,7 +77,7 @@ class _Row:
     completion: str = ""
     spans: list[Span] = field(default_factory=list)
     fallbacks: list[Fallback] = field(default_factory=list)
-    stop: str = ""
+    stop: Literal["", "end_of_text"] = ""  # "": still running
     gate_due: bool = True  # the last character came from the prompt or the LM
 
     @property
@@ -85,7 +86,7 @@ class _Row:
 
     def result(self) -> FusionResult:
         return FusionResult(self.prompt, self.completion, tuple(self.spans), tuple(self.fallbacks),
-                            self.stop or "max_new_chars")  # type: ignore[arg-type]
+                            self.stop or "max_new_chars")
 
 
 def fuse_decode(lm: CharLM, conns: Sequence[FusedConn], prompts: Sequence[str], *, max_new_chars: int,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from autoconn.inducers.base import Candidate, Counterexample, Feedback, Inducer
 
@@ -13,14 +14,14 @@ class InducerUnavailable(Exception):
     """The inducer asked for cannot run here; the message says what to configure."""
 
 
-def llm_configured(model: Optional[str] = None) -> bool:
+def llm_configured(model: str | None = None) -> bool:
     """An LLM counts as configured when a model is named for an OpenAI-compatible endpoint."""
     from autoconn.settings import load
 
     return bool(model or load().model)
 
 
-def make_inducers(kind: str, candidates: Sequence[str] = (), llm_options: Optional[dict[str, Any]] = None
+def make_inducers(kind: str, candidates: Sequence[str] = (), llm_options: dict[str, Any] | None = None
                   ) -> tuple[dict[str, Inducer], list[str]]:
     """The inducers for `--inducer kind` and the order to try them in (auto: LLM, then search).
 
@@ -58,4 +59,5 @@ def _make_llm(options: dict[str, Any]) -> Inducer:
         raise InducerUnavailable(f"--inducer llm: {error}") from None
 
 
-__all__ = ["Candidate", "Counterexample", "Feedback", "Inducer", "InducerUnavailable", "make_inducers", "llm_configured", "INDUCER_CHOICES"]
+__all__ = ["Candidate", "Counterexample", "Feedback", "Inducer", "InducerUnavailable", "make_inducers", "llm_configured",
+           "INDUCER_CHOICES"]

@@ -8,8 +8,9 @@ rejected itself) comes back in the :class:`Proposal`, never as attributes to pro
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from autoconn.task import Example, Task, Value
 
@@ -50,7 +51,7 @@ class Proposal:
     candidates: tuple[Candidate, ...] = ()
     rejected: tuple[Feedback, ...] = ()  # candidates the inducer stopped itself (the LLM's lint): kept as the run's feedback
     transcript: tuple[Mapping[str, Any], ...] = ()  # what was asked and answered, saved in the run folder
-    usage: Mapping[str, Any] = field(default_factory=dict)  # what this call used (LLM calls, tokens, seconds); numbers add up per run
+    usage: Mapping[str, Any] = field(default_factory=dict)  # what this call used (LLM calls, tokens): numbers add up per run
     stop_message: str = ""  # why no candidate came, in words for a person ("the time budget ran out")
     error: str = ""  # the inducer failed (endpoint down...): the pipeline moves on to the next inducer
     compare_candidates: bool = False  # unordered samples: validate every one, keep the smallest

@@ -3,8 +3,8 @@ attempts under the same checks, and for driving the repair loop deterministicall
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from autoconn.inducers.base import Candidate, Feedback, Proposal
 from autoconn.task import Example, Task

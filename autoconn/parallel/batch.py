@@ -14,9 +14,10 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 from autoconn.bench import BenchRow
 from autoconn.conn.artifact import Library, LibraryError
@@ -46,7 +47,7 @@ class BenchFolder:
         return self.path.name
 
     @classmethod
-    def create(cls, runs_dir: Path, command: dict[str, Any]) -> "BenchFolder":
+    def create(cls, runs_dir: Path, command: dict[str, Any]) -> BenchFolder:
         folder = cls(Path(runs_dir) / new_bench_id())
         folder.path.mkdir(parents=True, exist_ok=False)
         folder.report = {"bench_id": folder.bench_id, "command": command, "started_at": _now(), "sessions": [],
@@ -55,7 +56,7 @@ class BenchFolder:
         return folder
 
     @classmethod
-    def open(cls, runs_dir: Path, bench_id: str) -> "BenchFolder":
+    def open(cls, runs_dir: Path, bench_id: str) -> BenchFolder:
         path = Path(runs_dir) / bench_id
         if not bench_id.startswith("bench-") or not (path / REPORT).is_file():
             known = sorted(p.name for p in Path(runs_dir).glob("bench-*") if (p / REPORT).is_file())
@@ -106,7 +107,7 @@ def frozen_snapshot(library: Path, folder: BenchFolder) -> str:
     return str(target)
 
 
-def register(result: TaskResult, library: Library, force: bool, bench_id: str = "") -> tuple[Optional[str], Optional[str]]:
+def register(result: TaskResult, library: Library, force: bool, bench_id: str = "") -> tuple[str | None, str | None]:
     """The worker's entry into the library (Library.write: checked weights, the lock, the
     transaction). Returns (program path, None) or (None, why it was not registered). An entry
     this same bench registered before it was killed (and before its row was saved) is replaced."""
@@ -181,7 +182,7 @@ def run_batch(runner: Any, jobs: list, folder: BenchFolder, library: Library, *,
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 class BatchError(ValueError):
@@ -194,21 +195,21 @@ class BatchRequest:
 
     files: tuple[str, ...]
     kind: str = "bench"  # bench | induce (only how results are printed differs)
-    directory: Optional[str] = None  # where tiers are read from (its README table)
+    directory: str | None = None  # where tiers are read from (its README table)
     inducer: str = "search"
     sandbox: str = "auto"
     budget: float = 60.0
     max_attempts: int = 20
-    oracle_file: Optional[str] = None  # a FILE.py whose function named like each task is its oracle
-    oracle_func: Optional[str] = None  # ... or one function for every task
+    oracle_file: str | None = None  # a FILE.py whose function named like each task is its oracle
+    oracle_func: str | None = None  # ... or one function for every task
     sealed: bool = True
     llm: dict[str, Any] = field(default_factory=dict)
-    out: Optional[str] = None  # the library; None: the bench folder's own (conns/)
+    out: str | None = None  # the library; None: the bench folder's own (conns/)
     demonstrations_from: str = "generated_conns"  # the library the LLM's demonstrations come from (frozen)
     force: bool = False
     runs_dir: str = "runs"
     workers: int = 1
-    ray: Optional[str] = None  # "local", "auto" or an address
+    ray: str | None = None  # "local", "auto" or an address
 
 
 def make_runner(request: BatchRequest) -> Any:
@@ -230,7 +231,7 @@ def make_runner(request: BatchRequest) -> Any:
     return PoolRunner(request.workers)
 
 
-def start_batch(request: BatchRequest, *, resume: Optional[str] = None,
+def start_batch(request: BatchRequest, *, resume: str | None = None,
                 on_start: Callable[[BenchFolder, str], None] = lambda folder, where: None,
                 on_row: Callable[[BenchRow, int, int], None] = lambda row, done, total: None
                 ) -> tuple[BenchFolder, list[BenchRow]]:

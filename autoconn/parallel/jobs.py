@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 ENTRY_FILES = ("program.py", "conn.json", "weights.npz", "graph.json")
 
@@ -33,12 +33,12 @@ class TaskJob:
     sandbox: str = "auto"
     budget: float = 60.0
     max_attempts: int = 20
-    oracle_file: Optional[str] = None
-    oracle_func: Optional[str] = None
-    oracle_text: Optional[str] = None
+    oracle_file: str | None = None
+    oracle_func: str | None = None
+    oracle_text: str | None = None
     sealed: bool = True  # False = --no-sealed
     llm: dict[str, Any] = field(default_factory=dict)
-    runs_dir: Optional[str] = None  # run logs (default: the worker's scratch folder)
+    runs_dir: str | None = None  # run logs (default: the worker's scratch folder)
 
 
 @dataclass
@@ -48,11 +48,11 @@ class TaskResult:
 
     key: str
     tier: str
-    summary: Optional[dict[str, Any]]
+    summary: dict[str, Any] | None
     files: dict[str, bytes]
     worker: str
     seconds: float
-    error: Optional[str] = None
+    error: str | None = None
 
 
 def worker_name() -> str:
@@ -90,7 +90,7 @@ def kill_once(key: str) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def induce_one(job: TaskJob, sandbox: Any, scratch: Optional[Path] = None) -> TaskResult:
+def induce_one(job: TaskJob, sandbox: Any, scratch: Path | None = None) -> TaskResult:
     """Induces one task into a private scratch library with an open (shared, not closed) sandbox
     and returns the summary and the entry's files. Known input errors become `error`, not raises."""
     from autoconn.api import RequestError, RunRequest, prepare_run, start_run

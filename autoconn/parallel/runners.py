@@ -13,11 +13,12 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 from autoconn.parallel.jobs import TaskJob, TaskResult, induce_one
 
@@ -29,9 +30,9 @@ class Finished:
     """One task's end: its result, or why no result came back (the worker died twice...)."""
 
     job: TaskJob
-    result: Optional[TaskResult]
+    result: TaskResult | None
     retries: int = 0
-    reason: Optional[str] = None
+    reason: str | None = None
 
 
 def available_cores() -> int:
@@ -46,7 +47,7 @@ class InProcessRunner:
 
     name = "sequential"
 
-    def __init__(self, open_sandbox: Callable[[], Any], scratch: Optional[Path] = None) -> None:
+    def __init__(self, open_sandbox: Callable[[], Any], scratch: Path | None = None) -> None:
         self.open_sandbox, self.scratch = open_sandbox, scratch
 
     def run(self, jobs: list[TaskJob]) -> Iterator[Finished]:
@@ -76,7 +77,7 @@ def _sandbox_of_this_process(kind: str) -> Any:
     return _worker_sandbox
 
 
-def _pool_task(job: TaskJob, scratch: Optional[str]) -> TaskResult:
+def _pool_task(job: TaskJob, scratch: str | None) -> TaskResult:
     return induce_one(job, _sandbox_of_this_process(job.sandbox), Path(scratch) if scratch else None)
 
 
@@ -87,7 +88,7 @@ class PoolRunner:
 
     name = "pool"
 
-    def __init__(self, workers: int, scratch: Optional[Path] = None) -> None:
+    def __init__(self, workers: int, scratch: Path | None = None) -> None:
         self.workers, self.scratch = workers, scratch
 
     def _pool(self) -> ProcessPoolExecutor:
@@ -143,7 +144,7 @@ class RayRunner:
 
     name = "ray"
 
-    def __init__(self, address: Optional[str], cpus: Optional[int] = None) -> None:
+    def __init__(self, address: str | None, cpus: int | None = None) -> None:
         self.address, self.cpus = address, cpus
         self._quiet = contextlib.ExitStack()
 
@@ -207,7 +208,7 @@ def task_error(cause: BaseException) -> str:
     return f"{type(cause).__name__}: {first}"[:500]
 
 
-def _ray_task(job: TaskJob, scratch: Optional[str]) -> TaskResult:
+def _ray_task(job: TaskJob, scratch: str | None) -> TaskResult:
     return induce_one(job, _sandbox_of_this_process(job.sandbox), Path(scratch or tempfile.gettempdir()))
 
 

@@ -8,8 +8,9 @@ inducers and a fake sandbox.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Protocol
 
 from autoconn.conn.compile import CompileSettings
 from autoconn.conn.runtime import ConnRuntime, ConnSpec
@@ -21,7 +22,7 @@ from autoconn.task import Task, TaskError, load_task
 
 EventSink = Callable[[str, dict[str, Any]], None]
 # (result, task, settings, weights copy) -> (result, runtime or None): the host's checks of returned weights
-WeightsLoader = Callable[[JobResult, Task, CompileSettings, str], tuple[JobResult, Optional[Any]]]
+WeightsLoader = Callable[[JobResult, Task, CompileSettings, str], tuple[JobResult, Any | None]]
 
 
 class Sandbox(Protocol):
@@ -40,7 +41,7 @@ def ignore_event(kind: str, data: dict[str, Any]) -> None:
     """The default event sink: a run without a progress display."""
 
 
-def host_weights(result: JobResult, task: Task, settings: CompileSettings, weights: str) -> tuple[JobResult, Optional[Any]]:
+def host_weights(result: JobResult, task: Task, settings: CompileSettings, weights: str) -> tuple[JobResult, Any | None]:
     from autoconn.checking import host_runtime
 
     return host_runtime(result, task, settings, weights=weights)
@@ -56,11 +57,11 @@ class RunContext:
     on_event: EventSink = ignore_event
     owns_sandbox: bool = True  # False when a caller (e.g. bench) shares one sandbox across runs
     load_weights: WeightsLoader = host_weights  # tests may load a fake CoNN; runs always use the host's checks
-    _sandbox: Optional[Sandbox] = None
-    _task: Optional[Task] = None
+    _sandbox: Sandbox | None = None
+    _task: Task | None = None
     _task_key: tuple[str, str] = ("", "")
     _draws: dict[tuple[str, Draw], OracleDraw] = field(default_factory=dict)
-    _conn: tuple[str, Optional[Any]] = ("", None)
+    _conn: tuple[str, Any | None] = ("", None)
 
     def sandbox(self) -> Sandbox:
         if self._sandbox is None:
@@ -85,7 +86,7 @@ class RunContext:
             self._task, self._task_key = task, (config["task_path"], task.sha256)
         return self._task
 
-    def oracle_draw(self, state: InductionState, draw: Draw) -> Optional[OracleDraw]:
+    def oracle_draw(self, state: InductionState, draw: Draw) -> OracleDraw | None:
         """The oracle's inputs and outputs for one draw (None without an oracle); computed once."""
         text = state["config"].get("oracle")
         if not text:

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Hashable, Iterator, Optional
+from typing import Any
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
@@ -43,7 +44,7 @@ from autoconn.pipeline.state import (
     RunConfig,
     new_state,
 )
-from autoconn.verdict import verdict_counts
+from autoconn.verdict import record_counts
 
 STEPS_PER_ATTEMPT = 3  # induce, check, validate at most, per candidate
 
@@ -59,7 +60,8 @@ def build_graph(checkpointer: Any = None) -> Any:
     graph.add_edge(START, "observe")
     graph.add_edge("observe", "induce")
     graph.add_conditional_edges("induce", after_induce, {"check": "check", "finish": "finish"})
-    routes: dict[Hashable, str] = {"validate": "validate", "test": "test", "check": "check", "induce": "induce", "finish": "finish"}
+    routes: dict[Hashable, str] = {"validate": "validate", "test": "test", "check": "check", "induce": "induce",
+                                   "finish": "finish"}
     graph.add_conditional_edges("check", after_check, routes)
     graph.add_conditional_edges("validate", after_validate, routes)
     graph.add_conditional_edges("test", after_test, {"register": "register", "finish": "finish"})
@@ -88,7 +90,7 @@ class RunOutcome:
         tested: CheckedCandidate = state.get("tested") or CheckedCandidate()
         record = winner.get("verified") or tested.get("verified") or {}
         task = state.get("task_summary", {})
-        verdict_correct, verdict_total = verdict_counts({"verified": record}) if record.get("held_out") else (0, 0)
+        verdict_correct, verdict_total = record_counts(record) if record else (0, 0)  # as `autoconn list` counts them
         verified = state.get("status") == "verified"
         return {
             "status": "verified" if verified else "failed",
@@ -159,7 +161,7 @@ def run_graph(context: RunContext, config: RunConfig, *, resume: bool = False) -
                 saved = graph.get_state(thread(config["run_id"]))
                 run_log.event("resume", next=list(saved.next))
                 graph.update_state(thread(config["run_id"]), {"config": config})
-                payload: Optional[InductionState] = None
+                payload: InductionState | None = None
             else:
                 run_log.event("start", config=config)
                 payload = new_state(config)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import shutil
 import time
-from typing import Any, Optional, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from langgraph.runtime import Runtime
 
@@ -22,6 +23,7 @@ from autoconn.checking import display_graph, make_job, output_kind_problem
 from autoconn.conn.compile import CompileSettings, default_settings
 from autoconn.conn.verify import Verification, by_length, score_runtime
 from autoconn.inducers.base import Counterexample, Feedback, Inducer, Proposal
+from autoconn.oracle import Draw
 from autoconn.pipeline.context import RunContext
 from autoconn.pipeline.runlog import RunLog
 from autoconn.pipeline.state import (
@@ -31,7 +33,6 @@ from autoconn.pipeline.state import (
     FeedbackRecord,
     InductionState,
 )
-from autoconn.oracle import Draw
 from autoconn.task import Example, split_task
 from autoconn.verdict import make_record, oracle_block
 
@@ -226,7 +227,7 @@ def check(state: InductionState, *, runtime: Runtime[RunContext]) -> InductionSt
                                  "ok": bool(result.ok), "stage": result.stage, "error": result.error,
                                  "size": result.size, "spec": result.spec, "seconds": result.seconds,
                                  "output_encoding": result.output_encoding}
-    problem: Optional[tuple[str, str]] = None  # (stage, message)
+    problem: tuple[str, str] | None = None  # (stage, message)
     found: list[CounterexampleRecord] = []
     if not result.ok:
         problem = (result.stage or "check", result.error)
@@ -249,8 +250,9 @@ def check(state: InductionState, *, runtime: Runtime[RunContext]) -> InductionSt
             current["induction"] = scored.to_json(max_failures=0, examples="induction")
             if not scored.passed:
                 found = counterexamples(scored)
-                problem = ("check", f"compiled model wrong on {scored.total - scored.correct} of {scored.total} induction examples")
-    feedback: Optional[FeedbackRecord] = None
+                wrong = scored.total - scored.correct
+                problem = ("check", f"compiled model wrong on {wrong} of {scored.total} induction examples")
+    feedback: FeedbackRecord | None = None
     if problem:
         feedback = {"source": candidate["source"], "stage": problem[0], "message": problem[1], "counterexamples": found}
     current["passed_check"] = feedback is None
@@ -312,7 +314,8 @@ def test(state: InductionState, *, runtime: Runtime[RunContext]) -> InductionSta
                          compiled_max_seq_len=task.max_seq_len, sealed=sealed, validation=validation,
                          validation_revealed=revealed(state), oracle=oracle_json)
     winner["verified"] = record
-    failures = [(what, v) for what, v in (("sealed examples", sealed), ("oracle inputs", oracle)) if v is not None and not v.passed]
+    failures = [(what, v) for what, v in (("sealed examples", sealed), ("oracle inputs", oracle))
+                if v is not None and not v.passed]
     log = run_log(state)
     if failures:
         what, failed = failures[0]

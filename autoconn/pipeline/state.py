@@ -9,7 +9,7 @@ items it adds, and LangGraph appends them, so no node can drop what an earlier o
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, NotRequired, Optional, TypedDict
+from typing import Annotated, Any, NotRequired, TypedDict
 
 
 class RunConfig(TypedDict):
@@ -18,8 +18,8 @@ class RunConfig(TypedDict):
     run_id: str
     task_path: str
     name: str
-    description: Optional[str]
-    max_seq_len: Optional[int]
+    description: str | None
+    max_seq_len: int | None
     library_dir: str
     runs_dir: str
     inducer: str  # auto | search | llm | files
@@ -31,7 +31,7 @@ class RunConfig(TypedDict):
     llm: NotRequired[dict[str, Any]]  # LLM options from flags: model, base_url, samples, temperature (never the key)
     force: bool
     fusion: NotRequired[dict[str, Any]]  # FusionOverrides.to_json(): the user's trigger etc.
-    oracle: NotRequired[Optional[str]]  # FILE.py:FUNC, the user's trusted rule (see autoconn.oracle)
+    oracle: NotRequired[str | None]  # FILE.py:FUNC, the user's trusted rule (see autoconn.oracle)
     sealed_set: NotRequired[bool]  # False: no sealed set from the file (--no-sealed, or a small file with an oracle)
 
 
@@ -65,14 +65,14 @@ class CheckedCandidate(TypedDict, total=False):
     attempt: int
     source_path: str
     ok: bool
-    stage: Optional[str]
+    stage: str | None
     error: str
-    size: Optional[dict[str, Any]]
-    spec: Optional[dict[str, Any]]
+    size: dict[str, Any] | None
+    spec: dict[str, Any] | None
     seconds: float
-    output_encoding: Optional[str]
+    output_encoding: str | None
     weights: str  # the run's own copy of the returned weights
-    graph: Optional[dict[str, Any]]  # display-only graph facts (size-bounded)
+    graph: dict[str, Any] | None  # display-only graph facts (size-bounded)
     passed_check: bool
     induction: dict[str, Any]  # Verification.to_json() per set
     validation: dict[str, Any]
@@ -91,7 +91,7 @@ class InductionState(TypedDict, total=False):
     sealed_ids: list[int]  # held out and never revealed: only they (and the oracle) give the verdict
     active_inducer: str  # the inducer in use now (auto may move from llm to search)
     pending: list[CandidateRecord]  # waiting to be checked
-    current: Optional[CheckedCandidate]  # the candidate being checked
+    current: CheckedCandidate | None  # the candidate being checked
     attempts: int  # candidates checked so far
     feedback: Annotated[list[FeedbackRecord], operator.add]  # oldest first
     elapsed: float  # seconds spent in nodes so far, across resumes
@@ -99,11 +99,11 @@ class InductionState(TypedDict, total=False):
     reason: str  # why a failed run stopped
     best: str  # the smallest validated candidate so far, in words (for progress)
     validated_pool: Annotated[list[CheckedCandidate], operator.add]  # passed validation (the smallest is tested)
-    tested: Optional[CheckedCandidate]  # the candidate the sealed test judged, with its `verified` record
-    verified: Optional[CheckedCandidate]  # the registered candidate
+    tested: CheckedCandidate | None  # the candidate the sealed test judged, with its `verified` record
+    verified: CheckedCandidate | None  # the registered candidate
     compare_batch: bool  # verify every pending candidate of this batch before testing (LLM samples)
     inducer_usage: dict[str, dict[str, Any]]  # per inducer: rounds, and the LLM's calls and tokens
-    registered: Optional[str]  # path of program.py in the library
+    registered: str | None  # path of program.py in the library
     inducer_log: Annotated[list[str], operator.add]  # inducer switches and notes a person should see
 
 

@@ -22,10 +22,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from autoconn.conn.artifact import Library, LibraryEntry
+from autoconn.conn.graph import GRAPH_FILE
 from autoconn.export.numpy_model import NumpyConn
 from autoconn.export.safetensors_export import build_config, load_weights
 from autoconn.review import svg
-from autoconn.conn.graph import GRAPH_FILE
 from autoconn.review.verified import verified_summary
 
 EXAMPLES = 5
@@ -147,7 +147,8 @@ def live_model(config: dict[str, Any], weights: dict[str, np.ndarray], graph: di
         "bos": config["bos_token"], "pad": config["pad_token"], "max_len": config["max_seq_len"],
         "verified_length": config["verified_length"], "kind": config["output"]["kind"],
         "decoding": [str(v) for v in config["output"]["decoding"]],
-        "heads": config["architecture"]["n_heads"], "d_head": config["architecture"]["d_head"], "causal": config["architecture"]["attention"] == "causal",
+        "heads": config["architecture"]["n_heads"], "d_head": config["architecture"]["d_head"],
+        "causal": config["architecture"]["attention"] == "causal",
         "token_embed": pack(weights["token_embed/embeddings"]), "pos_embed": pack(weights["pos_embed/embeddings"]),
         "unembed": pack(weights["unembed"]), "layers": layers,
         "live_heads": [[layer, head, head_names.get((layer, head))] for layer, head in live],
@@ -206,7 +207,8 @@ def conn_page_data(entry: LibraryEntry) -> dict[str, Any]:
         "graph_svg": Markup(svg.graph_svg(graph)) if graph else None,
         "graph_note": (graph or {}).get("recorded_from"),
         "no_graph": NO_GRAPH,
-        "graph_nodes": sorted((graph or {}).get("nodes", []), key=lambda n: (svg._column(n) if n["kind"] != "selector" else 99, n["id"])),  # noqa: SLF001
+        "graph_nodes": sorted((graph or {}).get("nodes", []),
+                              key=lambda n: (svg._column(n) if n["kind"] != "selector" else 99, n["id"])),
         "residual_groups": groups,
         "residual_svg": Markup(svg.residual_bar_svg(groups, width)) if groups else None,
         "sizes": {"layers": spec.num_layers, "heads": spec.num_heads, "d_model": width, "d_head": spec.key_size,
@@ -234,7 +236,8 @@ def index_rows(library: Library) -> list[dict[str, Any]]:
             "verified_length": item.get("verified_length", verified.get("length")),
             "verified_how": item.get("verified_how", verified.get("how")),
             "layers": item.get("layers"), "parameters": item.get("parameters"),
-            "heldout": f"{100 * item['heldout_accuracy']:.0f}% of {item.get('heldout_examples')}" if item.get("heldout_accuracy") is not None else "?",
+            "heldout": (f"{100 * item['heldout_accuracy']:.0f}% of {item.get('heldout_examples')}"
+                        if item.get("heldout_accuracy") is not None else "?"),
             "inducer": item.get("inducer") or "?", "has_page": meta_path.exists(),
             "has_graph": (library.root / name / GRAPH_FILE).exists(),
         })
@@ -256,5 +259,6 @@ def build_site(library_dir: str | Path, out_dir: str | Path) -> Path:
         html = env.get_template("conn.html.j2").render(**data, library=str(library.root))
         (out / "conns" / f"{row['name']}.html").write_text(html, encoding="utf-8")
     index = out / "index.html"
-    index.write_text(env.get_template("index.html.j2").render(rows=rows, kinds=kinds, library=str(library.root)), encoding="utf-8")
+    page = env.get_template("index.html.j2").render(rows=rows, kinds=kinds, library=str(library.root))
+    index.write_text(page, encoding="utf-8")
     return index

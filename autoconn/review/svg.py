@@ -80,7 +80,8 @@ def graph_svg(graph: dict[str, Any]) -> str:
     if lane:
         old = height
         height += 10 + lane * 10
-        parts[0] = parts[0].replace(f'height="{old}" viewBox="0 0 {width} {old}"', f'height="{height}" viewBox="0 0 {width} {height}"')
+        parts[0] = parts[0].replace(f'height="{old}" viewBox="0 0 {width} {old}"',
+                                    f'height="{height}" viewBox="0 0 {width} {height}"')
     for node_id, node in nodes.items():
         x, y = pos[node_id]
         cls = "node selector" if node["kind"] == "selector" else ("node input" if column[node_id] == 0 else "node sop")
@@ -89,11 +90,13 @@ def graph_svg(graph: dict[str, Any]) -> str:
         place = _placement(node)
         enc = node.get("encoding") or ""
         title = f"{node_id}: {node['op']}" + (f", {enc}" if enc else "") + (f", {place}" if place else "")
+        op_text = node["op"] + (" · " + enc if enc else "")
+        place_text = place or ("input" if column[node_id] == 0 else "inside the head that uses it")
         parts.append(f'<g class="{cls}" data-node="{escape(node_id)}"><title>{escape(title)}</title>'
                      f'<rect x="{x}" y="{y}" width="{NODE_W}" height="{NODE_H}" rx="8"/>'
                      f'<text x="{x + 10}" y="{y + 18}" class="n-name">{escape(_short(node_id, 24))}</text>'
-                     f'<text x="{x + 10}" y="{y + 34}" class="n-op">{escape(_short(node["op"] + (" · " + enc if enc else ""), 30))}</text>'
-                     f'<text x="{x + 10}" y="{y + 50}" class="n-place">{escape(place or ("input" if column[node_id] == 0 else "inside the head that uses it"))}</text></g>')
+                     f'<text x="{x + 10}" y="{y + 34}" class="n-op">{escape(_short(op_text, 30))}</text>'
+                     f'<text x="{x + 10}" y="{y + 50}" class="n-place">{escape(place_text)}</text></g>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -121,7 +124,8 @@ def heatmap_svg(pattern: Any, labels: list[str], title: str, cell: int = 26) -> 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="heatmap" width="{size_w}" height="{size_h}" '
              f'viewBox="0 0 {size_w} {size_h}" role="img" aria-label="{escape(title)}">']
     for i, label in enumerate(labels):
-        parts.append(f'<text x="{left - 6}" y="{top + i * cell + cell * 0.65}" text-anchor="end" class="ax">{escape(_short(label, 6))}</text>')
+        parts.append(f'<text x="{left - 6}" y="{top + i * cell + cell * 0.65}" text-anchor="end" class="ax">'
+                     f'{escape(_short(label, 6))}</text>')
         parts.append(f'<text x="{left + i * cell + cell / 2}" y="{top - 8}" text-anchor="start" class="ax" '
                      f'transform="rotate(-45 {left + i * cell + cell / 2} {top - 8})">{escape(_short(label, 6))}</text>')
     for q in range(n):
@@ -130,7 +134,8 @@ def heatmap_svg(pattern: Any, labels: list[str], title: str, cell: int = 26) -> 
             shade = int(round(255 * (1 - v)))
             fill = f"rgb({shade},{int(round(255 - v * 140))},255)"
             parts.append(f'<rect class="cell" x="{left + k * cell}" y="{top + q * cell}" width="{cell - 1}" height="{cell - 1}" '
-                         f'fill="{fill}"><title>query {q} ({escape(labels[q])}) → key {k} ({escape(labels[k])}): {v:.3f}</title></rect>')
+                         f'fill="{fill}"><title>query {q} ({escape(labels[q])}) → key {k} ({escape(labels[k])}): '
+                         f'{v:.3f}</title></rect>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -140,12 +145,14 @@ def residual_bar_svg(groups: list[dict[str, Any]], width_total: int, width: int 
     if not width_total:
         return ""
     scale = width / width_total
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="residual-bar" width="{width}" height="34" viewBox="0 0 {width} 34">']
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="residual-bar" width="{width}" height="34" '
+             f'viewBox="0 0 {width} 34">']
     for i, group in enumerate(groups):
         x, w = group["start"] * scale, max(1.0, group["size"] * scale)
         parts.append(f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="22" fill="{PALETTE[i % len(PALETTE)]}">'
                      f'<title>{escape(group["sop"])}: dims {group["start"]}–{group["start"] + group["size"] - 1}</title></rect>')
         if w > 40:
             parts.append(f'<text x="{x + 3:.1f}" y="15" class="bar-label">{escape(_short(group["sop"], int(w / 7)))}</text>')
-    parts.append(f'<text x="0" y="33" class="ax">0</text><text x="{width}" y="33" text-anchor="end" class="ax">{width_total - 1}</text></svg>')
+    parts.append(f'<text x="0" y="33" class="ax">0</text>'
+                 f'<text x="{width}" y="33" text-anchor="end" class="ax">{width_total - 1}</text></svg>')
     return "".join(parts)

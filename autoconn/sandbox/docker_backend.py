@@ -26,7 +26,6 @@ from typing import Any
 from autoconn.sandbox.host import Backend, SandboxUnavailable, WorkerHandle
 
 
-
 def image_name() -> str:
     """The sandbox image (AUTOCONN_SANDBOX_IMAGE, read now, not at import)."""
     from autoconn.settings import load

@@ -21,8 +21,9 @@ import threading
 import time
 import weakref
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from autoconn.sandbox.protocol import MAX_LINE_BYTES, MAX_SOURCE_BYTES, Job, JobResult, decode_line, encode_line
 
@@ -147,14 +148,14 @@ class Backend(ABC):
     def exchange_dir(self) -> Path:
         """Host path of the directory the worker writes weights into."""
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - optional hook: a backend holding nothing closes nothing
+        """Releases what the backend holds (a container, a temp dir); most hold nothing."""
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name}
 
 
-_open_sandboxes: "weakref.WeakSet[Sandbox]" = weakref.WeakSet()
+_open_sandboxes: weakref.WeakSet[Sandbox] = weakref.WeakSet()
 
 
 @atexit.register
@@ -193,7 +194,7 @@ class Sandbox:
         info["workers_started"] = self.workers_started
         return info
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -275,7 +276,8 @@ class Sandbox:
             return result
 
         if not isinstance(job.source, str) or len(job.source.encode("utf-8", "replace")) > MAX_SOURCE_BYTES:
-            return finish(JobResult.failure(job.job_id, "screen", f"the source must be a string of at most {MAX_SOURCE_BYTES // 1000} KB of Python"))
+            return finish(JobResult.failure(job.job_id, "screen",
+                                            f"the source must be a string of at most {MAX_SOURCE_BYTES // 1000} KB of Python"))
         worker = self._ensure_worker()
         self._clear_exchange(internal_id)
         wire = job.to_json()

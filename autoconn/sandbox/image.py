@@ -21,9 +21,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from autoconn.sandbox.docker_backend import LABEL, _client, image_name
 
@@ -140,7 +141,8 @@ def choose_base(client: Any, log: Callable[[str], None], make_local: bool = True
     except Exception as err:  # noqa: BLE001 - no Docker Hub here
         log(f"cannot pull {HUB_BASE} ({type(err).__name__}); using a local debootstrap base")
     if not make_local:
-        raise ImageBuildError(f"no base image: {HUB_BASE} cannot be pulled and {LOCAL_BASE} is missing (run sandbox/make-base.sh)")
+        raise ImageBuildError(f"no base image: {HUB_BASE} cannot be pulled and {LOCAL_BASE} is missing "
+                              "(run sandbox/make-base.sh)")
     script = sandbox_dir() / "make-base.sh"
     _run(["sh", str(script), LOCAL_BASE], log, "sandbox/make-base.sh")
     return LOCAL_BASE

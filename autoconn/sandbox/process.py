@@ -130,7 +130,7 @@ def _requirement_names(requires: list[str] | None) -> list[str]:
     return names
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def runtime_site_entries() -> tuple[tuple[str, str], ...]:
     """(host path, name) of every top-level site-packages entry (package dirs, modules,
     .libs, dist-info) of the worker's runtime distributions and their requirements."""
@@ -153,7 +153,7 @@ def runtime_site_entries() -> tuple[tuple[str, str], ...]:
             parts = file.parts
             if not parts or parts[0] in ("..", "") or parts[0].endswith(".pth") or parts[0] == "__pycache__":
                 continue
-            host = Path(dist.locate_file(parts[0]))
+            host = Path(str(dist.locate_file(parts[0])))
             if host.exists() and parts[0] not in entries:
                 entries[parts[0]] = str(host)
     return tuple(sorted((host, top) for top, host in entries.items()))
@@ -243,7 +243,7 @@ def _setpriv_args(ids: tuple[int, int]) -> list[str]:
 UNSHARE_ARGS = ["unshare", "--net", "--pid", "--fork", "--kill-child"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def probe_wrappers() -> dict[str, Any]:
     """Which walls work on this machine (run once per host process; a few ms each)."""
     ids = _sandbox_ids()
@@ -295,14 +295,17 @@ def isolation(use_bwrap: bool | None = None) -> dict[str, Any]:
     elif probe["unshare"]:
         network, filesystem, mode = "isolated (unshare --net)", "host file system, read access as " + probe["user"], "unshare"
     else:
-        network, filesystem, mode = "NOT isolated: " + probe.get("unshare_error", "no namespaces allowed"), "host file system as " + probe["user"], "plain"
+        network = "NOT isolated: " + probe.get("unshare_error", "no namespaces allowed")
+        filesystem, mode = "host file system as " + probe["user"], "plain"
     from autoconn.sandbox import seccomp
 
     user = "a fresh uid per worker" if probe.get("drop_to") else probe["user"]
-    return {"mode": mode, "network": network, "filesystem": filesystem, "user": user,
-            "seccomp": ("bubblewrap --seccomp" if bwrap else "installed by the worker") if seccomp.supported() else "unavailable (not x86_64)",
-            "rlimits": {"address_space_gb": ADDRESS_SPACE_BYTES / 1024**3, "nproc": NPROC, "file_size_mb": FILE_SIZE_BYTES // 1024**2,
-                        "cpu_seconds_per_job": "2 x timeout + 10"},
+    filter_by = "unavailable (not x86_64)"
+    if seccomp.supported():
+        filter_by = "bubblewrap --seccomp" if bwrap else "installed by the worker"
+    return {"mode": mode, "network": network, "filesystem": filesystem, "user": user, "seccomp": filter_by,
+            "rlimits": {"address_space_gb": ADDRESS_SPACE_BYTES / 1024**3, "nproc": NPROC,
+                        "file_size_mb": FILE_SIZE_BYTES // 1024**2, "cpu_seconds_per_job": "2 x timeout + 10"},
             "notes": [v for k, v in probe.items() if k.endswith("_error")]}
 
 
@@ -362,11 +365,12 @@ def ensure_warm_cache(log: Any = None) -> Path | None:
 
 
 class ProcessWorker(WorkerHandle):
-    def __init__(self, popen: subprocess.Popen, work: Path, tag: str) -> None:
+    def __init__(self, popen: subprocess.Popen, work: Path, tag: str, uid: int) -> None:
         super().__init__()
         self.popen = popen
         self.work = work
         self.tag = tag
+        self.uid = uid  # the worker's own uid (a fresh one per worker when privileges are dropped)
         self._killed = False
         self._threads = [
             threading.Thread(target=self._pump, args=(popen.stdout, self.reader.feed_stdout, True), daemon=True),
@@ -502,9 +506,7 @@ class ProcessBackend(Backend):
         finally:
             if seccomp_fd is not None:
                 os.close(seccomp_fd)
-        worker = ProcessWorker(popen, work, tag)
-        worker.uid = ids[0] if ids else os.geteuid()
-        return worker
+        return ProcessWorker(popen, work, tag, ids[0] if ids else os.geteuid())
 
     def close(self) -> None:
         shutil.rmtree(self._base, ignore_errors=True)

@@ -43,7 +43,7 @@ class Job:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Job":
+    def from_json(cls, data: dict[str, Any]) -> Job:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -75,12 +75,12 @@ class JobResult:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "JobResult":
+    def from_json(cls, data: dict[str, Any]) -> JobResult:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod
-    def failure(cls, job_id: str, stage: str, error: str, seconds: float = 0.0, **extra: Any) -> "JobResult":
+    def failure(cls, job_id: str, stage: str, error: str, seconds: float = 0.0, **extra: Any) -> JobResult:
         assert stage in STAGES, stage
         return cls(job_id=job_id, ok=False, stage=stage, error=error, seconds=seconds, **extra)
 

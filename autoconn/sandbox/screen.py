@@ -16,8 +16,9 @@ from __future__ import annotations
 import ast
 import importlib
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from autoconn.sandbox.protocol import MAX_SOURCE_BYTES
 
@@ -134,6 +135,9 @@ class _Screen(ast.NodeVisitor):
         self.resolve = resolve
         self.problems: list[ScreenProblem] = []
         self.module_aliases: dict[str, str] = {}  # local name -> tracr module name
+        # ids of AST nodes already accounted for (the tree outlives the visit, so ids stay unique)
+        self.chain_bases: set[int] = set()  # module names read as `alias.<name>`
+        self.chains_checked: set[int] = set()  # inner Attributes of a chain checked from its top
 
     # -- helpers -----------------------------------------------------------------
     def refuse(self, node: ast.AST, why: str) -> None:
@@ -162,7 +166,8 @@ class _Screen(ast.NodeVisitor):
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         module = node.module or ""
         if node.level or not _is_tracr_module_name(module):
-            self.refuse(node, f"only imports from tracr are allowed (e.g. `from tracr.rasp import rasp`), not `{'.' * node.level}{module}`")
+            self.refuse(node, "only imports from tracr are allowed (e.g. `from tracr.rasp import rasp`), "
+                              f"not `{'.' * node.level}{module}`")
             return
         for alias in node.names:
             if alias.name == "*":
@@ -187,9 +192,10 @@ class _Screen(ast.NodeVisitor):
     # -- names and attributes ----------------------------------------------------
     def visit_Name(self, node: ast.Name) -> None:
         self._check_identifier(node, node.id, "name")
-        if node.id in self.module_aliases and not getattr(node, "_attr_base", False):
+        if node.id in self.module_aliases and id(node) not in self.chain_bases:
             if isinstance(node.ctx, ast.Load):
-                self.refuse(node, f"use the module `{node.id}` only as `{node.id}.<name>` (it may not be passed around or aliased)")
+                self.refuse(node, f"use the module `{node.id}` only as `{node.id}.<name>` "
+                                  "(it may not be passed around or aliased)")
             else:
                 self.refuse(node, f"the imported module name `{node.id}` must not be rebound")
 
@@ -213,17 +219,17 @@ class _Screen(ast.NodeVisitor):
             attrs.append(current.attr)
             current = current.value
         if isinstance(current, ast.Name) and current.id in self.module_aliases:
-            current._attr_base = True  # type: ignore[attr-defined] - visited as a chain base
+            self.chain_bases.add(id(current))
             return current.id, list(reversed(attrs))
         return None
 
     def _check_module_chain(self, node: ast.Attribute, alias: str, attrs: list[str]) -> None:
-        if getattr(node, "_chain_checked", False):
+        if id(node) in self.chains_checked:
             return
         # Mark every inner Attribute of the chain so it is checked once, from the top.
         inner = node.value
         while isinstance(inner, ast.Attribute):
-            inner._chain_checked = True  # type: ignore[attr-defined]
+            self.chains_checked.add(id(inner))
             inner = inner.value
         if not self.resolve:
             return
@@ -270,10 +276,14 @@ class _Screen(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Global(self, node: ast.Global) -> None:
-        for name in node.names:
-            self._check_identifier(node, name, "name")
+        self._check_names(node, node.names)
 
-    visit_Nonlocal = visit_Global
+    def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
+        self._check_names(node, node.names)
+
+    def _check_names(self, node: ast.AST, names: list[str]) -> None:
+        for name in names:
+            self._check_identifier(node, name, "name")
 
     def visit_Await(self, node: ast.AST) -> None:
         self.refuse(node, "await is refused")
@@ -348,7 +358,8 @@ def screen_source(source: Any, *, resolve: bool = True) -> list[ScreenProblem]:
         return [ScreenProblem(0, type(source).__name__, "the candidate source must be a string of Python code")]
     size = len(source.encode("utf-8", "replace"))
     if size > MAX_SOURCE_BYTES:
-        return [ScreenProblem(0, f"{size} bytes", f"the source is larger than {MAX_SOURCE_BYTES // 1000} KB: write a shorter program")]
+        return [ScreenProblem(0, f"{size} bytes",
+                              f"the source is larger than {MAX_SOURCE_BYTES // 1000} KB: write a shorter program")]
     if "\x00" in source:
         return [ScreenProblem(0, "NUL byte", "the source contains a NUL byte")]
     try:
@@ -357,13 +368,16 @@ def screen_source(source: Any, *, resolve: bool = True) -> list[ScreenProblem]:
         text = (err.text or "").strip()
         return [ScreenProblem(err.lineno or 0, text[:70], f"SyntaxError: {err.msg}")]
     except (RecursionError, MemoryError, ValueError) as err:
-        return [ScreenProblem(0, "source", f"the source could not be parsed ({type(err).__name__}: nesting too deep?): simplify the expressions")]
+        return [ScreenProblem(0, "source", f"the source could not be parsed ({type(err).__name__}: nesting too deep?): "
+                                           "simplify the expressions")]
     depth, count, culprit = _depth_and_size(tree)
     lines = source.splitlines()
     if depth > MAX_AST_DEPTH:
-        return [ScreenProblem(_nearest_line(culprit), "...", f"expressions nest {depth} levels deep (limit {MAX_AST_DEPTH}): name intermediate SOps instead")]
+        return [ScreenProblem(_nearest_line(culprit), "...",
+                              f"expressions nest {depth} levels deep (limit {MAX_AST_DEPTH}): name intermediate SOps instead")]
     if count > MAX_AST_NODES:
-        return [ScreenProblem(0, f"{count} nodes", f"the program has more than {MAX_AST_NODES} syntax nodes: write a shorter program")]
+        return [ScreenProblem(0, f"{count} nodes",
+                              f"the program has more than {MAX_AST_NODES} syntax nodes: write a shorter program")]
     visitor = _Screen(lines, resolve)
     try:
         visitor.visit(tree)
@@ -386,7 +400,3 @@ def screen_error(source: Any, *, resolve: bool = True) -> str | None:
         return None
     head = "refused by the static screen: " + "; ".join(str(p) for p in problems)
     return head
-
-
-def iter_problems(source: str) -> Iterator[ScreenProblem]:  # convenience for tools and tests
-    yield from screen_source(source)

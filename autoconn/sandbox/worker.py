@@ -33,7 +33,6 @@ import builtins
 import gc
 import io
 import json
-import math
 import os
 import resource
 import signal
@@ -43,13 +42,13 @@ import time
 import traceback
 from typing import Any
 
+from autoconn.conn.compare import values_match
 from autoconn.sandbox.protocol import MAX_SOURCE_BYTES, Job, JobResult, decode_line, encode_line, valid_job_id
 from autoconn.sandbox.screen import screen_error
 
 CANDIDATE_FILE = "<candidate>"
 LOG_CAP = 4096  # characters of candidate output kept per job (the rest is counted, dropped)
 ERROR_CAP = 600  # characters of an exception message kept in an error text
-NUMERIC_TOLERANCE = 1e-3
 CPU_MARGIN_SECONDS = 10
 LIFETIME_CPU_SECONDS = 4 * 3600  # hard RLIMIT_CPU of a worker; it recycles itself well before
 MAX_JOBS_PER_WORKER = 400
@@ -159,7 +158,7 @@ def _cpu_seconds() -> float:
 def _set_cpu_budget(seconds: float) -> None:
     """Soft RLIMIT_CPU = used so far + this job's budget (the hard limit caps the worker's life)."""
     try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
         want = int(_cpu_seconds() + seconds) + 1
         if hard != resource.RLIM_INFINITY:
             want = min(want, hard)
@@ -269,7 +268,7 @@ class Integrity:
 # Errors in words an LLM can repair from
 # ---------------------------------------------------------------------------------------
 
-def _shorten(text: str, cap: int = ERROR_CAP) -> str:
+def _shorten(text: object, cap: int = ERROR_CAP) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= cap else text[: cap - 3] + "..."
 
@@ -317,7 +316,8 @@ class _Context:
         if lineno is not None:
             message += f" ({self.line_text(lineno)})"
         if isinstance(err, RecursionError):
-            message += " - the program nests too deeply (tracr merges a chain of Maps into one nested function): use fewer chained Maps"
+            message += (" - the program nests too deeply (tracr merges a chain of Maps into one nested function): "
+                        "use fewer chained Maps")
         for label, where in self.labels.items():
             if label in message and where not in message:
                 message += f" [{label} is {where}]"
@@ -378,7 +378,6 @@ class Worker:
 
         from autoconn.conn.compile import CompileSettings, compile_program, model_size
         from autoconn.conn.runtime import ConnRuntime
-
         from autoconn.sandbox import fastinit
 
         self.fast_init = fastinit.install()  # tracr's eager haiku init -> abstract trace (same weights)
@@ -422,8 +421,9 @@ class Worker:
 
     def _make_evaluator_class(self) -> type:
         rasp = self.rasp
+        base: Any = rasp.DefaultRASPEvaluator  # tracr is imported at run time, under the worker's guards
 
-        class Evaluator(rasp.DefaultRASPEvaluator):
+        class Evaluator(base):
             """rasp.evaluate, memoised per node (shared sub-expressions are evaluated once)
             and iterative over the graph (deep programs do not exhaust the stack), with the
             silent-miscompile traps turned into errors."""
@@ -526,7 +526,7 @@ class Worker:
                         hits.append((_expr, args))
                     return value
 
-                watched.__wrapped__ = expr.f  # type: ignore[attr-defined] - describe() finds the candidate's line
+                watched.__wrapped__ = expr.f  # type: ignore[attr-defined]  # describe() finds the candidate's line
                 expr.f = watched
         return hits
 
@@ -571,7 +571,8 @@ class Worker:
                                      f"{stage_box[0]}): look for endless loops or very large programs")
         except CpuLimit:
             recycle.append("cpu limit")
-            return JobResult.failure(job.job_id, "limit", f"the candidate used more CPU time than allowed (during {stage_box[0]})")
+            return JobResult.failure(job.job_id, "limit",
+                                     f"the candidate used more CPU time than allowed (during {stage_box[0]})")
         except MemoryError:
             recycle.append("memory")
             return JobResult.failure(job.job_id, "limit", f"MemoryError during {stage_box[0]}: the candidate needs more "
@@ -667,7 +668,8 @@ class Worker:
         runtime = self.ConnRuntime.from_model(model, settings.max_seq_len, settings.causal, **extra)
         size = self.model_size(model).to_json()
         try:
-            model_outputs = [[_json_value(v) for v in row] for row in runtime.run([list(x) for x in job.inputs])] if job.inputs else []
+            rows = runtime.run([list(x) for x in job.inputs]) if job.inputs else []
+            model_outputs = [[_json_value(v) for v in row] for row in rows]
         except Exception as err:  # noqa: BLE001
             _reraise_limits(err)
             return JobResult.failure(job.job_id, "run", context.exception(err), rasp_outputs=rasp_outputs,
@@ -681,7 +683,9 @@ class Worker:
             os.chmod(directory, 0o777)  # the host (another uid outside a container) clears it between jobs
             weights_rel = f"{job.job_id}/weights.npz"
             with open(os.path.join(self.exchange, weights_rel), "wb") as handle:
-                self.np.savez(handle, **runtime.weights)
+                # Any: numpy's stub types **kwds against savez's allow_pickle flag too
+                arrays: dict[str, Any] = dict(runtime.weights)
+                self.np.savez(handle, **arrays)
         common = dict(rasp_outputs=rasp_outputs, model_outputs=model_outputs, output_encoding=encoding, size=size,
                       spec=runtime.spec.to_json(), weights_path=weights_rel, graph=self._graph_facts(model, graph, sources))
         if mismatch:
@@ -700,15 +704,7 @@ def _first_mismatch(inputs: list, rasp_outputs: list, model_outputs: list, kind:
     from rasp (an Aggregate that selected nothing) is left to verification."""
     for xs, want, got in zip(inputs, rasp_outputs, model_outputs):
         for position, (w, g) in enumerate(zip(want, got)):
-            if w is None:
-                continue
-            if kind == "numerical":
-                same = isinstance(w, (int, float)) and isinstance(g, (int, float)) and math.isfinite(g) and abs(float(w) - float(g)) <= NUMERIC_TOLERANCE
-            elif isinstance(w, bool) or isinstance(g, bool):
-                same = type(w) is type(g) and w == g
-            else:
-                same = w == g
-            if not same:
+            if w is not None and not values_match(w, g, kind):
                 return (f"the compiled model disagrees with rasp.evaluate on input {list(xs)} at position {position}: "
                         f"rasp gives {w!r}, the model {g!r} (tracr compiled this program wrongly; numerical SOps need "
                         "values in [0, 1] for Aggregates, categorical ones exactly one selected position)")
@@ -885,11 +881,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             job = Job.from_json(decode_line(line))
         except Exception as err:  # noqa: BLE001 - the host is trusted; say what was wrong
-            protocol.send({"type": "result", "result": JobResult.failure("?", "crash", f"bad job line: {_shorten(err)}").to_json(),
-                           "recycle": []})
+            failure = JobResult.failure("?", "crash", f"bad job line: {_shorten(err)}")
+            protocol.send({"type": "result", "result": failure.to_json(), "recycle": []})
             continue
+        recycle: list[str] = []
         if not valid_job_id(job.job_id):
-            result, recycle = JobResult.failure(str(job.job_id)[:80], "crash", "invalid job_id (use letters, digits, . _ -)"), []
+            result = JobResult.failure(str(job.job_id)[:80], "crash", "invalid job_id (use letters, digits, . _ -)")
         else:
             result, recycle = worker.run_job(job)
         protocol.send({"type": "result", "result": result.to_json(), "recycle": recycle})

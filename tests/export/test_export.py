@@ -84,7 +84,7 @@ def test_safetensors_file_is_standard_and_loader_needs_numpy_only(tmp_path: Path
         assert all(np.array_equal(stored[k], ours[k]) for k in stored.files)
     source = (folder / "conn_numpy.py").read_text()
     imports = {line.split()[1] for line in source.splitlines() if line.startswith(("import ", "from "))}
-    assert imports <= {"__future__", "json", "math", "struct", "pathlib", "typing", "numpy"}, imports
+    assert imports <= {"__future__", "collections.abc", "json", "math", "struct", "pathlib", "typing", "numpy"}, imports
 
 
 def _hooked():

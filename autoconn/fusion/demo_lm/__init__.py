@@ -17,8 +17,9 @@ import hashlib
 import json
 import random
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,7 @@ META_FILE = "demo_lm.json"
 END_OF_TEXT = "\n"
 BATCH_BUCKETS = (1, 8, 64, 512)
 FORMAT_VERSION = 1
+DEFAULT_SETTINGS = TrainSettings()  # frozen: one shared default is safe
 
 
 class DemoLMError(RuntimeError):
@@ -78,7 +80,8 @@ class DemoLM:
             for col, ch in enumerate(line, start=1):
                 index = self._index.get(ch)
                 if index is None:
-                    raise ValueError(f"character {ch!r} (context {row}) is not in the demo LM's alphabet {''.join(self.alphabet)!r}")
+                    raise ValueError(f"character {ch!r} (context {row}) is not in the demo LM's "
+                                     f"alphabet {''.join(self.alphabet)!r}")
                 tokens[row, col] = index
             last[row] = len(line)
         return tokens, last
@@ -88,7 +91,7 @@ class DemoLM:
         if self._last_logits is None:
             self._last_logits = make_last_logits(self.config, len(self.alphabet), unflatten(self.params))
         tokens, last = self.encode(contexts)
-        out = [np.asarray(self._last_logits(t, l)) for t, l in _fixed_batches(tokens, last)]
+        out = [np.asarray(self._last_logits(t, last_at)) for t, last_at in _fixed_batches(tokens, last)]
         logits = np.concatenate(out) if out else np.zeros((0, len(self.alphabet)), dtype=np.float32)
         return logits[:len(contexts)]
 
@@ -117,12 +120,12 @@ def _fixed_batches(tokens: np.ndarray, last: np.ndarray) -> list[tuple[np.ndarra
     chunks = []
     largest = BATCH_BUCKETS[-1]
     for start in range(0, len(tokens), largest):
-        t, l = tokens[start:start + largest], last[start:start + largest]
+        t, last_at = tokens[start:start + largest], last[start:start + largest]
         size = next(b for b in BATCH_BUCKETS if b >= len(t))
         if size > len(t):
             t = np.concatenate([t, np.repeat(t[:1], size - len(t), axis=0)])
-            l = np.concatenate([l, np.repeat(l[:1], size - len(l))])
-        chunks.append((t, l))
+            last_at = np.concatenate([last_at, np.repeat(last_at[:1], size - len(last_at))])
+        chunks.append((t, last_at))
     return chunks
 
 
@@ -150,7 +153,7 @@ def evaluate(lm: DemoLM, rules: Sequence[str], lengths: Sequence[int], per_lengt
     return scores
 
 
-def train_demo_lm(settings: TrainSettings = TrainSettings(), *, library: Library | None = None,
+def train_demo_lm(settings: TrainSettings = DEFAULT_SETTINGS, *, library: Library | None = None,
                   show_progress: bool = True, eval_per_length: int = 25) -> DemoLM:
     """Builds the corpus from the library, trains, and returns the LM with its training record."""
     library = library or Library(corpus.DEFAULT_LIBRARY)
@@ -169,9 +172,9 @@ def train_demo_lm(settings: TrainSettings = TrainSettings(), *, library: Library
                      "final_loss": round(result.final_loss, 4), "final_answer_loss": round(result.final_answer_loss, 4)},
     }
     lm = DemoLM(settings.model, alphabet, result.params, END_OF_TEXT, record)
+    scores = evaluate(lm, settings.rules, settings.lengths, eval_per_length, settings.seed + 1, library)
     record["accuracy_at_trained_lengths"] = {
-        rule: {str(k): v for k, v in by_length.items()}
-        for rule, by_length in evaluate(lm, settings.rules, settings.lengths, eval_per_length, settings.seed + 1, library).items()}
+        rule: {str(k): v for k, v in by_length.items()} for rule, by_length in scores.items()}
     return lm
 
 
@@ -199,7 +202,9 @@ def save_demo_lm(lm: DemoLM, directory: Path = DEFAULT_DIR) -> Path:
     weights = directory / WEIGHTS_FILE
     tmp = weights.with_suffix(".tmp.npz")
     with open(tmp, "wb") as handle:
-        np.savez_compressed(handle, **{k: v.astype(np.float32) for k, v in lm.params.items()})
+        # Any: numpy's stub types **kwds against savez's allow_pickle flag too
+        arrays: dict[str, Any] = {k: v.astype(np.float32) for k, v in lm.params.items()}
+        np.savez_compressed(handle, **arrays)
     tmp.replace(weights)
     record = dict(lm.record, weights_sha256=_sha256(weights), weights_file=WEIGHTS_FILE)
     meta = directory / META_FILE

@@ -9,9 +9,10 @@ text the fused decoder will read and write.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from autoconn.conn.artifact import Library, LibraryEntry
 from autoconn.fusion.metadata import FusionSpec, same_token, spec_of_meta, token_text

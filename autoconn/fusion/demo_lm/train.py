@@ -8,8 +8,9 @@ accuracy are the figures that say whether the LM learned the rules at the traine
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ class TrainSettings:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "TrainSettings":
+    def from_json(cls, data: dict[str, Any]) -> TrainSettings:
         values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "model"}
         values["rules"], values["lengths"] = tuple(values["rules"]), tuple(values["lengths"])
         return cls(model=LMConfig.from_json(data.get("model", {})), **values)

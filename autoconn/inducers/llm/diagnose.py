@@ -13,8 +13,9 @@ default silently) and is not diagnosed here: that would need running the candida
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from autoconn.inducers.base import Counterexample, Feedback
 from autoconn.inducers.llm.lint import RULE_FIXES
@@ -67,7 +68,7 @@ STAGES_WITH_EXAMPLES = ("check", "validate", "oracle")  # "verify" (held-out, le
 class Diagnosis:
     stage: str
     message: str  # the error text, addresses stripped
-    rule: Optional[int] = None
+    rule: int | None = None
     fix: str = ""
     type_slip: str = ""  # "bool instead of int" when the values are right but their type is not
     counterexamples: tuple[Counterexample, ...] = field(default_factory=tuple)
@@ -114,7 +115,7 @@ def clean(message: str) -> str:
     return HEX_ID.sub("0x…", text).strip()
 
 
-def rule_for(message: str) -> Optional[int]:
+def rule_for(message: str) -> int | None:
     for pattern, rule in ERROR_RULES:
         if pattern.search(message):
             return rule

@@ -9,7 +9,6 @@ which the inducer turns into a feedback turn rather than an error.
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 BINDS_PROGRAM = re.compile(r"^\s*program\s*(?::[^=]+)?=", re.MULTILINE)
@@ -17,7 +16,7 @@ TRACR_IMPORT = re.compile(r"^\s*(from\s+tracr[\w.]*\s+import|import\s+tracr)", r
 THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 
 
-def extract_program(reply: str) -> Optional[str]:
+def extract_program(reply: str) -> str | None:
     """The candidate source in `reply`, or None when the reply holds no usable code."""
     text = THINK_BLOCK.sub("", reply or "")
     blocks = [(lang.lower(), body.strip("\n")) for lang, body in FENCE.findall(text)]

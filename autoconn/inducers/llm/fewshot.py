@@ -23,9 +23,10 @@ import ast
 import random
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 from autoconn.conn.artifact import Library, LibraryEntry, LibraryError
 from autoconn.task import Example, Task, load_task, sort_key
@@ -68,7 +69,8 @@ NO_MATCH = Match(0.0, "", 0)
 
 
 def value_kind(values: Sequence[Any]) -> str:
-    kinds = {"bool" if isinstance(v, bool) else "int" if isinstance(v, int) else "float" if isinstance(v, float) else "str" for v in values}
+    kinds = {"bool" if isinstance(v, bool) else "int" if isinstance(v, int) else "float" if isinstance(v, float) else "str"
+             for v in values}
     return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
@@ -109,10 +111,10 @@ def program_body(program_text: str) -> str:
     except SyntaxError:
         return program_text
     body = module.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
-            and isinstance(body[0].value.value, str):
+    first = body[0] if body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
         lines = program_text.splitlines()
-        return "\n".join(lines[body[0].end_lineno:]).strip() + "\n"
+        return "\n".join(lines[first.end_lineno:]).strip() + "\n"
     return program_text
 
 
@@ -165,7 +167,7 @@ def _view_scores(pairs: list[tuple[Any, Any]]) -> tuple[float, float, dict[Any, 
     return _gain(exact, baseline), relabeled, mapping
 
 
-def _order_renaming(ours: Sequence[Any], theirs: Sequence[Any]) -> Optional[dict[Any, Any]]:
+def _order_renaming(ours: Sequence[Any], theirs: Sequence[Any]) -> dict[Any, Any] | None:
     """Order-preserving renaming of our tokens onto theirs ('[' ']' onto '(' ')'), or None."""
     ours = sorted(ours, key=sort_key)
     theirs = sorted(theirs, key=sort_key)
@@ -257,7 +259,8 @@ def behaviour_match(task: Task, induction: Sequence[Example], entry: LibraryEntr
         if relabeled > 0:
             shown = _show_mapping(mapping)
             candidate = Match(0.8 * relabeled * weight * confidence,
-                              f"{where.rsplit(' ', 1)[0]} match{'es' if where.endswith('equals') else ''} your task's outputs {on} after relabeling each value consistently"
+                              f"{where.rsplit(' ', 1)[0]} match{'es' if where.endswith('equals') else ''} your task's "
+                              f"outputs {on} after relabeling each value consistently"
                               + (f" ({shown})" if shown else ""), len(fitting))
             if candidate.score > best.score:
                 best = candidate
@@ -266,7 +269,7 @@ def behaviour_match(task: Task, induction: Sequence[Example], entry: LibraryEntr
 
 # -- demonstration inputs --------------------------------------------------------------
 
-def _task_file(entry: LibraryEntry, library_dir: Path) -> Optional[Path]:
+def _task_file(entry: LibraryEntry, library_dir: Path) -> Path | None:
     recorded = (entry.meta.get("task") or {}).get("path")
     if not recorded:
         return None
@@ -349,7 +352,7 @@ _RUNTIMES: dict[tuple[str, int, str], Any] = {}
 RUN_ROWS = 64  # every call is padded to one batch shape, so each CoNN is jit-compiled once
 
 
-def _runner(entry: LibraryEntry, cache: Optional[dict[Any, Any]] = None) -> Callable[[list[list[Any]]], list[list[Any]]]:
+def _runner(entry: LibraryEntry, cache: dict[Any, Any] | None = None) -> Callable[[list[list[Any]]], list[list[Any]]]:
     """The entry's CoNN as a function over at most RUN_ROWS inputs, loaded once per process."""
 
     def run(inputs: list[list[Any]]) -> list[list[Any]]:
@@ -369,8 +372,8 @@ def _runner(entry: LibraryEntry, cache: Optional[dict[Any, Any]] = None) -> Call
 
 
 def choose_demonstrations(task: Task, library_dir: str | Path, count: int, *,
-                          induction: Optional[Sequence[Example]] = None,
-                          cache: Optional[dict[Any, Any]] = None) -> list[Demonstration]:
+                          induction: Sequence[Example] | None = None,
+                          cache: dict[Any, Any] | None = None) -> list[Demonstration]:
     """The `count` library entries that behave most like `task` on its induction examples,
     never one registered from the same task file."""
     library_dir = Path(library_dir)
@@ -403,12 +406,12 @@ def choose_demonstrations(task: Task, library_dir: str | Path, count: int, *,
             picked = picked[:-1] + [same_kind[0]]
     chosen = []
     for behaviour, features, entry, source, match in picked:
-        key = ("demo", entry.meta.get("source_sha256", entry.name), str(entry.path))
-        shown = cache.get(key) if cache is not None else None
+        demo_key = ("demo", entry.meta.get("source_sha256", entry.name), str(entry.path))
+        shown = cache.get(demo_key) if cache is not None else None
         if shown is None:
             shown = demo_examples(entry, library_dir, _runner(entry, cache))
             if cache is not None:
-                cache[key] = shown
+                cache[demo_key] = shown
         pairs, _ = shown
         why = match.why if match.score > 0 else "it does not behave like your task on your examples; shown for its " \
                                                   "output kind and shape, value types and description"

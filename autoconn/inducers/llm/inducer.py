@@ -155,7 +155,8 @@ class _Call:
             try:
                 replies, reasons = self.inducer.sample(messages, samples, self.budget_seconds)
             except EndpointError as failure:
-                self.transcript.append({"messages": messages, "error": str(failure), "request": self.inducer.request_record(samples)})
+                self.transcript.append({"messages": messages, "error": str(failure),
+                                        "request": self.inducer.request_record(samples)})
                 self.error = str(failure)
                 return self
             turn: dict[str, Any] = {"messages": messages, "replies": replies, "demonstrations": demo_names,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from typing import Optional
 
 # The primer's rule numbers (autoconn/inducers/prompts/primer.txt) and the one-line fix for each.
 RULE_FIXES: dict[int, str] = {
@@ -51,7 +50,7 @@ READS_TOKENS_LIB = {"make_length", "make_hist", "make_shuffle_dyck", "make_shuff
 @dataclass(frozen=True)
 class LintProblem:
     line: int
-    rule: Optional[int]
+    rule: int | None
     what: str  # the offending code, shortened
     why: str
 
@@ -91,7 +90,7 @@ def _call_name(node: ast.AST) -> tuple[str, str]:
 class _Linter(ast.NodeVisitor):
     """Walks the module in order, tracking what each assigned name certainly is."""
 
-    def __init__(self, max_seq_len: Optional[int]) -> None:
+    def __init__(self, max_seq_len: int | None) -> None:
         self.kinds: dict[str, str] = {}  # name -> "numerical" | "categorical" | "selector"
         self.problems: list[LintProblem] = []
         self.max_seq_len = max_seq_len
@@ -102,7 +101,7 @@ class _Linter(ast.NodeVisitor):
         self.numerical_nodes: set[int] = set()  # Aggregate calls declared numerical
         self.bound_calls: dict[str, ast.Call] = {}  # name -> the Aggregate / SequenceMap call bound to it
 
-    def add(self, node: ast.AST, rule: Optional[int], why: str, what: Optional[str] = None) -> None:
+    def add(self, node: ast.AST, rule: int | None, why: str, what: str | None = None) -> None:
         problem = LintProblem(getattr(node, "lineno", 0), rule, what if what is not None else _snippet(node), why)
         if all((p.line, p.rule) != (problem.line, problem.rule) for p in self.problems):
             self.problems.append(problem)
@@ -185,7 +184,8 @@ class _Linter(ast.NodeVisitor):
     def visit_BinOp(self, node: ast.BinOp) -> None:
         if isinstance(node.op, (ast.BitAnd, ast.BitOr)) and "selector" in (self.kind(node.left), self.kind(node.right)):
             symbol = "&" if isinstance(node.op, ast.BitAnd) else "|"
-            self.add(node, 6, f"selectors combined with `{symbol}` do not compile (\"Compiling composite Selectors is not supported\")")
+            self.add(node, 6, f"selectors combined with `{symbol}` do not compile "
+                              "(\"Compiling composite Selectors is not supported\")")
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -198,7 +198,8 @@ class _Linter(ast.NodeVisitor):
             elif name == "Select":
                 for which, arg in zip(("keys", "queries"), args[:2]):
                     if self.kind(arg) == "numerical":
-                        self.add(node, 1, f"the Select {which} `{_snippet(arg)}` are numerical (\"Select keys must be categorical\")")
+                        self.add(node, 1, f"the Select {which} `{_snippet(arg)}` are numerical "
+                                          "(\"Select keys must be categorical\")")
             elif name == "SequenceMap":
                 for arg in args[1:3]:
                     if self.kind(arg) == "numerical":
@@ -257,7 +258,7 @@ class _Linter(ast.NodeVisitor):
                                   "match its input encoding\"); wrap the Aggregate in rasp.numerical(...) if you mean a mean")
 
 
-def lint(source: str, *, max_seq_len: Optional[int] = None) -> list[LintProblem]:
+def lint(source: str, *, max_seq_len: int | None = None) -> list[LintProblem]:
     """The primer's named mistakes found in `source` (empty: nothing certain to report)."""
     try:
         tree = ast.parse(source)

@@ -12,9 +12,10 @@ error, counterexamples) and lists every earlier attempt on one line (stage, erro
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cache
 from importlib import resources
-from typing import Any, Sequence
+from typing import Any
 
 from autoconn.inducers.base import Feedback
 from autoconn.inducers.llm.diagnose import diagnose, show_outputs
@@ -22,10 +23,11 @@ from autoconn.inducers.llm.fewshot import Demonstration
 from autoconn.task import Example, Task
 
 Message = dict[str, str]
-STAGE_ORDER = ("lint", "screen", "exec", "evaluate", "timeout", "limit", "compile", "run", "check", "verify", "validate", "oracle")
+STAGE_ORDER = ("lint", "screen", "exec", "evaluate", "timeout", "limit", "compile", "run", "check", "verify", "validate",
+               "oracle")
 
 
-@lru_cache(maxsize=None)
+@cache
 def template(name: str) -> str:
     return resources.files("autoconn.inducers").joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8")
 
@@ -46,7 +48,8 @@ def show_output(outputs: Sequence[Any], shape: str) -> str:
 
 def output_phrase(kind: str, shape: str, vocab: Sequence[Any]) -> str:
     kinds = sorted({type(v).__name__ for v in vocab}) or ["number"]
-    what = "a number (numerical, compared with a tolerance)" if kind == "numerical" else f"a categorical value ({'/'.join(kinds)})"
+    what = ("a number (numerical, compared with a tolerance)" if kind == "numerical"
+            else f"a categorical value ({'/'.join(kinds)})")
     if shape == "broadcast":
         return f"{what} for the whole sequence, produced at every position"
     return f"{what} at every position"
@@ -115,7 +118,8 @@ def task_message(task: Task, induction: Sequence[Example], max_examples: int) ->
         output_phrase=output_phrase(task.output_kind, task.output_shape, task.output_vocab),
         output_values=show_sequence(task.output_vocab) if task.output_kind == "categorical" else "numbers",
         examples_note=note,
-        shown_lengths=f"{lengths[0]} to {lengths[-1]}" if lengths and lengths[0] != lengths[-1] else str(lengths[0] if lengths else 0),
+        shown_lengths=(f"{lengths[0]} to {lengths[-1]}" if lengths and lengths[0] != lengths[-1]
+                       else str(lengths[0] if lengths else 0)),
         examples="\n".join(f"{show_sequence(e.inputs)} -> {show_output(e.outputs, task.output_shape)}" for e in shown),
     )
 
@@ -155,7 +159,8 @@ def repair_text(feedback: Feedback, history: Sequence[Feedback] = (), shape: str
                  f"your program gave {show_outputs(c.got, shape)}" for c in found.counterexamples]
         details = f"Counterexamples{source}:\n" + "\n".join(lines) + "\n"
     if found.type_slip:
-        headline = f"That program was rejected at the {found.stage} stage: its values are right but their type is wrong ({found.type_slip})."
+        headline = (f"That program was rejected at the {found.stage} stage: its values are right but their type is wrong "
+                    f"({found.type_slip}).")
     elif found.rule:
         headline = f"That program was rejected at the {found.stage} stage (primer rule {found.rule})."
     else:

@@ -26,7 +26,8 @@ every block is parameterised by the bank expressions it is applied to.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from autoconn.inducers.search import primitives as P
 from autoconn.inducers.search.dsl import INDICES, TOKENS, Lam, Node, Op, Pred, lam1, lam2, make, paren

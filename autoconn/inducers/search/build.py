@@ -36,13 +36,13 @@ def to_rasp(root: Node) -> Any:
             continue
         kids = [get(c) for c in node.children]
         if op is Op.MAP:
-            expr = rasp.Map(node.fn.call, kids[0])
+            expr = rasp.Map(node.function.call, kids[0])
         elif op is Op.NUMMAP:
-            expr = rasp.numerical(rasp.Map(node.fn.call, kids[0]))
+            expr = rasp.numerical(rasp.Map(node.function.call, kids[0]))
         elif op is Op.SEQMAP:
-            expr = rasp.SequenceMap(node.fn.call, kids[0], kids[1])
+            expr = rasp.SequenceMap(node.function.call, kids[0], kids[1])
         elif op is Op.SELECT:
-            pred = rasp.Comparison[node.pred.comparison] if node.pred.comparison else node.pred.lam.call
+            pred = rasp.Comparison[node.predicate.comparison] if node.predicate.comparison else node.predicate.lam.call
             expr = rasp.Select(kids[0], kids[1], pred)
         elif op is Op.AGGREGATE:
             expr = rasp.categorical(rasp.Aggregate(kids[0], kids[1]))

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 _ATOM = re.compile(r"^[A-Za-z_][A-Za-z_0-9.]*$|^-?\d+(\.\d+)?$|^'[^']*'$|^\"[^\"]*\"$")
 
@@ -61,7 +62,7 @@ class Lam:
         names = params or ("x", "y")[: self.arity]
         return f"lambda {', '.join(names)}: {self.text(*names)}"
 
-    def after(self, *inner: "Lam | None") -> "Lam":
+    def after(self, *inner: Lam | None) -> Lam:
         """This function applied to the results of per-argument unary functions (None = identity)."""
         fs = [g.call if g is not None else None for g in inner]
         ts = [g.text if g is not None else None for g in inner]
@@ -75,7 +76,7 @@ class Lam:
 
         return Lam(self.arity, call, text, self.slug, self.tier)
 
-    def diagonal(self) -> "Lam":
+    def diagonal(self) -> Lam:
         """f(x, x) as a unary function (a SequenceMap whose two inputs became the same SOp)."""
         assert self.arity == 2
         outer_call, outer_text = self.call, self.text
@@ -117,9 +118,6 @@ class Op(enum.Enum):
     LINEAR = "linear"  # numerical x - y (LinearSequenceMap(x, y, 1, -1)): signed numerical outputs
 
 
-SOP_OPS = frozenset(op for op in Op if op is not Op.SELECT)
-ATTENTION_OPS = frozenset({Op.AGGREGATE, Op.MEAN, Op.WIDTH})
-
 # Cost of one operation: attention (a layer's attention sublayer) costs more than an MLP.
 OP_COST = {
     Op.TOKENS: 0,
@@ -142,7 +140,7 @@ class Node:
     Nodes are compared by identity; ``key`` is a structural identity for hash-consing."""
 
     op: Op
-    children: tuple["Node", ...] = ()
+    children: tuple[Node, ...] = ()
     fn: Lam | None = None
     pred: Pred | None = None
     cost: int = 0
@@ -159,14 +157,24 @@ class Node:
         return self._key
 
     @property
-    def is_selector(self) -> bool:
-        return self.op is Op.SELECT
+    def function(self) -> Lam:
+        """The Lam of a Map, NumMap or SequenceMap: the op guarantees one, so a missing one is a bug."""
+        if self.fn is None:
+            raise ValueError(f"a {self.op.value} node carries no function")
+        return self.fn
+
+    @property
+    def predicate(self) -> Pred:
+        """The predicate of a Select: the op guarantees one, so a missing one is a bug."""
+        if self.pred is None:
+            raise ValueError(f"a {self.op.value} node carries no predicate")
+        return self.pred
 
     @property
     def numerical(self) -> bool:
         return self.op in (Op.NUMMAP, Op.MEAN, Op.LINEAR)
 
-    def walk(self) -> list["Node"]:
+    def walk(self) -> list[Node]:
         """All distinct nodes below and including this one, children before parents."""
         seen: set[int] = set()
         order: list[Node] = []

@@ -29,19 +29,20 @@ after the Aggregate is the same program).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from autoconn.conn.compare import NUMERIC_TOLERANCE
 from autoconn.inducers.search import blocks as B
 from autoconn.inducers.search import primitives as P
 from autoconn.inducers.search import tables as T
 from autoconn.inducers.search.dsl import INDICES, OP_COST, TOKENS, Lam, Node, Op, Pred, make
-from autoconn.inducers.search.evaluate import CODE, MISSING, Batch, Entry, Evaluator, NumSem, Sem, SelSem
+from autoconn.inducers.search.evaluate import CODE, MISSING, Batch, Entry, Evaluator, NumSem, SelSem, Sem
 from autoconn.inducers.search.goals import Goals
 
-NUMERIC_TOLERANCE = 1e-3
 CHECK_EVERY = 64
 
 
@@ -112,8 +113,10 @@ class SearchResult:
 def _support(node: Node, kids: Sequence[Entry | None] = ()) -> frozenset[str] | None:
     if node.op in (Op.TOKENS, Op.INDICES):
         return frozenset({node.op.value})
-    if node.op in (Op.MAP, Op.SEQMAP) and kids and all(k is not None and k.support is not None for k in kids):
-        return frozenset().union(*(k.support for k in kids))  # type: ignore[union-attr]
+    if node.op in (Op.MAP, Op.SEQMAP) and kids:
+        supports = [k.support for k in kids if k is not None and k.support is not None]
+        if len(supports) == len(kids):
+            return frozenset().union(*supports)
     return None
 
 
@@ -259,7 +262,7 @@ class Search:
         if self.cfg.idioms and kind == "bool" and node.op is Op.MAP and node.children[0] is TOKENS:
             self._stash_idioms(node)
         elif (self.cfg.idioms and kind == "bool" and node.op is Op.MAP and node.children[0].op is Op.WIDTH
-              and node.fn.key == "x == 0" and not node.children[0].idiom
+              and node.function.key == "x == 0" and not node.children[0].idiom
               and any(n is TOKENS for n in node.walk())
               and node.cost <= self.cfg.max_derived_seed_cost and self.derived_seeds < self.cfg.max_derived_seeds
               and bool(((sem.codes[: self.n] != sem.codes[: self.n, :1]) & self.imask).any())):
@@ -374,12 +377,12 @@ class Search:
         budget = c - OP_COST[Op.AGGREGATE]
         for cs in range(0, budget + 1):
             sels = self.sel_levels.get(cs, ())
-            exact = [s for s in sels if s.pick is not None]
+            exact = [(s, s.pick) for s in sels if s.pick is not None]
             for v in list(self.levels.get(budget - cs, ())):
                 if v.node.op is Op.MAP:
                     continue  # Aggregate(s, f(v)) is f(Aggregate(s, v)), made by the Map stage
-                for s in exact:
-                    out = np.take_along_axis(v.sem.codes, s.pick, axis=1)
+                for s, pick in exact:
+                    out = np.take_along_axis(v.sem.codes, pick, axis=1)
                     bad = _or(s.bad, s.pick_bad, v.sem.bad)
                     self.stats["aggregates"] += 1
                     self._add(make(Op.AGGREGATE, (s.node, v.node)), Sem(out, v.sem.vset, bad))

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,7 @@ class Batch:
 
     @classmethod
     def build(cls, induction: Sequence[Sequence[Any]], vocab: Sequence[Any], max_seq_len: int,
-              synthetic: int = 24, seed: int = 0) -> "Batch":
+              synthetic: int = 24, seed: int = 0) -> Batch:
         inputs = [tuple(x) for x in induction]
         inputs += synthetic_inputs(inputs, vocab, max_seq_len, synthetic, seed)
         lengths = np.array([len(x) for x in inputs], dtype=np.int64)
@@ -130,8 +131,8 @@ class Sem:
     vset: frozenset[int]  # the value set tracr infers, as codes
     bad: np.ndarray | None = None  # [R] rows where a categorical Aggregate did not pick exactly one
 
-    def signature(self, mask: np.ndarray) -> tuple[int, bytes]:
-        """(hash over all rows, bytes of the induction part is computed by the caller)."""
+    def signature(self, mask: np.ndarray) -> tuple[int, np.ndarray]:
+        """(hash over all rows, the masked codes): the caller compares the induction part."""
         arr = np.where(mask, self.codes, MISSING)
         if self.bad is not None:
             arr[self.bad] = MISSING - 1
@@ -327,7 +328,7 @@ class Evaluator:
             return None
         pick = sel.matrix.argmax(-1)
         out = np.take_along_axis(v.codes, pick, axis=1)
-        row_bad = ~ok.all(-1)
+        row_bad = np.asarray(~ok.all(-1))
         bad = _or(sel.bad, v.bad, row_bad if row_bad.any() else None)
         return Sem(out, v.vset, bad)
 
@@ -382,17 +383,18 @@ class Evaluator:
             return self.tokens
         if node.op is Op.INDICES:
             return self.indices
-        kids = [self.evaluate(c) for c in node.children]
+        # The op fixes each child's kind (Sem, NumSem or SelSem): the search builds only well-kinded nodes.
+        kids: list[Any] = [self.evaluate(c) for c in node.children]
         if any(k is None for k in kids):
             return None
         if node.op is Op.MAP:
-            return self.map(node.fn, kids[0])
+            return self.map(node.function, kids[0])
         if node.op is Op.NUMMAP:
-            return self.nummap(node.fn, kids[0])
+            return self.nummap(node.function, kids[0])
         if node.op is Op.SEQMAP:
-            return self.seqmap(node.fn, kids[0], kids[1])
+            return self.seqmap(node.function, kids[0], kids[1])
         if node.op is Op.SELECT:
-            return self.select(node.pred, kids[0], kids[1])
+            return self.select(node.predicate, kids[0], kids[1])
         if node.op is Op.WIDTH:
             return self.width(kids[0])
         if node.op is Op.AGGREGATE:

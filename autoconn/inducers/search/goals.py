@@ -42,7 +42,8 @@ Every proposal is evaluated like any expression and must equal the target exactl
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -169,7 +170,6 @@ class Goals:
         self.tables = tables
         self.sentinel = sentinel
         self.refusals: list[str] = []  # why tables were not made (undetermined entries), first few
-        self.refused = 0
         self._case_cache: dict[Any, list[Lam]] = {}
         self.token_functional = False
 
@@ -306,7 +306,8 @@ class Goals:
         self.token_tests.append((entry, marks))
         new = len(self.token_tests) - 1
         pairs = [(new, k) for k in range(new + 1)] + [(k, new) for k in range(new)]
-        tok = self.tokens.sem.codes[: self.n]  # type: ignore[union-attr]
+        assert self.tokens is not None  # callers ask only once the tokens entry is known
+        tok = self.tokens.sem.codes[: self.n]
         for im, iv in pairs:
             m, m_marks = self.token_tests[im]
             v, v_marks = self.token_tests[iv]
@@ -324,7 +325,8 @@ class Goals:
         """Target_i = the token at the last (first) position at or before (after) i that an
         attention-derived test marks: running maxima are the tokens of the last record."""
         marks = self.u.as_bools()[entry.sem.codes[: self.n]].astype(bool) & self.imask
-        tok = self.tokens.sem.codes[: self.n]  # type: ignore[union-attr]
+        assert self.tokens is not None  # callers ask only once the tokens entry is known
+        tok = self.tokens.sem.codes[: self.n]
         if not marks.any() or (marks == self.imask).all() or (marks & (tok != self.target)).any():
             return  # a marked position reads itself: its own token must be the target there
         self._derived_marks += 1
@@ -515,7 +517,6 @@ class Goals:
         return values
 
     def _refuse(self, node: Node, why: T.Refusal) -> None:
-        self.refused += 1
         if len(self.refusals) < 5:
             from autoconn.inducers.search.lower import describe
             try:
@@ -686,7 +687,7 @@ class Goals:
                 self._aggregate(select, v, entry.sem, self.ev.indices)
 
     def _aggregate(self, select: Node, v: Entry, keys: Sem, queries: Sem) -> None:
-        sel = self.ev.select(select.pred, keys, queries)
+        sel = self.ev.select(select.predicate, keys, queries)
         out = self.ev.aggregate(sel, v.sem) if sel is not None else None
         if out is not None:
             self.propose(make(Op.AGGREGATE, (select, v.node)), out)

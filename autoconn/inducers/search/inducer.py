@@ -9,7 +9,7 @@ next search is pruned by them.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from autoconn.inducers.base import Candidate, Feedback, Proposal
 from autoconn.inducers.search.enumerator import SearchConfig

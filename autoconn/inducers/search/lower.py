@@ -66,15 +66,15 @@ class _Lowerer:
         if op is Op.MAP:
             (x,) = kids
             if x.op in (Op.MAP, Op.SEQMAP):
-                return self.node(x.op, x.children, then(node.fn, x.fn))
-            return self.node(Op.MAP, (x,), node.fn)
+                return self.node(x.op, x.children, then(node.function, x.function))
+            return self.node(Op.MAP, (x,), node.function)
         if op is Op.NUMMAP:
             x, inner = self._unwrap(kids[0])
-            return self.node(Op.NUMMAP, (x,), then(node.fn, inner) if inner else node.fn)
+            return self.node(Op.NUMMAP, (x,), then(node.function, inner) if inner else node.function)
         if op is Op.SEQMAP:
             a, fa = self._unwrap(kids[0])
             b, fb = self._unwrap(kids[1])
-            fn = node.fn.after(fa, fb) if (fa or fb) else node.fn
+            fn = node.function.after(fa, fb) if (fa or fb) else node.function
             if a is b:
                 return self.node(Op.MAP, (a,), fn.diagonal())
             nested = _fold_nested(a, b, fn)
@@ -84,15 +84,15 @@ class _Lowerer:
         if op is Op.SELECT:
             k, fk = self._unwrap(kids[0])
             q, fq = self._unwrap(kids[1])
-            pred = node.pred
+            pred = node.predicate
             if fk or fq:
                 pred = Pred(pred.lam.after(fk, fq), None)
             return self.node(Op.SELECT, (k, q), pred=pred)
         if op is Op.AGGREGATE:
             sel, v = kids
-            if v.op is Op.MAP and v.fn.movable:
-                inner = self.node(Op.AGGREGATE, (sel, v.children[0]))
-                return self.node(Op.MAP, (inner,), v.fn)
+            if v.op is Op.MAP and v.function.movable:
+                moved = self.node(Op.AGGREGATE, (sel, v.children[0]))
+                return self.node(Op.MAP, (moved,), v.function)
             return self.node(Op.AGGREGATE, (sel, v))
         if op in (Op.MEAN, Op.WIDTH, Op.LINEAR):
             return self.node(op, kids)
@@ -104,12 +104,12 @@ def _fold_nested(a: Node, b: Node, fn: Lam) -> tuple[tuple[Node, Node], Lam] | N
     one SequenceMap of x and y: one MLP instead of two stacked ones (one layer fewer)."""
     call, text = fn.call, fn.text
     if a.op is Op.SEQMAP and b in a.children:
-        g, (x, y) = a.fn, a.children
+        g, (x, y) = a.function, a.children
         second = 0 if b is x else 1
         return (x, y), Lam(2, lambda u, v: call(g.call(u, v), (u, v)[second]),
                            lambda u, v: text(paren(g.text(u, v)), (u, v)[second]), fn.slug, fn.tier)
     if b.op is Op.SEQMAP and a in b.children:
-        g, (x, y) = b.fn, b.children
+        g, (x, y) = b.function, b.children
         first = 0 if a is x else 1
         return (x, y), Lam(2, lambda u, v: call((u, v)[first], g.call(u, v)),
                            lambda u, v: text((u, v)[first], paren(g.text(u, v))), fn.slug, fn.tier)
@@ -163,7 +163,7 @@ class _Meanifier(_Lowerer):
 
     def _lower(self, node: Node) -> Node:
         if node.op is Op.MAP and node.children[0].op is Op.WIDTH:
-            test = _zero_test(node.fn)
+            test = _zero_test(node.function)
             if test is not None:
                 sel = self.lower(node.children[0].children[0])
                 mean = self.node(Op.MEAN, (sel, self.one()))
@@ -197,7 +197,7 @@ def _add_tokens(lowerer: _Lowerer, program: Node) -> Node:
         return program
     tokens = lowerer.node(Op.TOKENS, ())
     if program.op is Op.MAP:  # the same MLP, with tokens as an ignored second input
-        return lowerer.node(Op.SEQMAP, (program.children[0], tokens), _ignore_second(program.fn))
+        return lowerer.node(Op.SEQMAP, (program.children[0], tokens), _ignore_second(program.function))
     if program.numerical:
         raise ValueError("a numerical program that never reads the tokens cannot be compiled")
     return lowerer.node(Op.SEQMAP, (program, tokens), _ignore_second(None))
@@ -279,14 +279,14 @@ def describe(node: Node) -> str:
     if op is Op.INDICES:
         return "indices"
     if node.window:  # blocks.offset_read: "ahead_2(tokens)" rather than its three operations
-        return f"{node.fn.slug}({describe(node.children[0].children[1])})"
+        return f"{node.function.slug}({describe(node.children[0].children[1])})"
     parts = [describe(c) for c in node.children]
     if op in (Op.MAP, Op.NUMMAP):
-        return node.fn.text(paren(parts[0]))
+        return node.function.text(paren(parts[0]))
     if op is Op.SEQMAP:
-        return node.fn.text(paren(parts[0]), paren(parts[1]))
+        return node.function.text(paren(parts[0]), paren(parts[1]))
     if op is Op.SELECT:
-        how = node.pred.comparison or f"k,q: {node.pred.lam.text('k', 'q')}"
+        how = node.predicate.comparison or f"k,q: {node.predicate.lam.text('k', 'q')}"
         return f"select({parts[0]}, {parts[1]}, {how})"
     if op is Op.AGGREGATE:
         return f"aggregate({parts[0]}, {parts[1]})"
@@ -301,4 +301,4 @@ def describe(node: Node) -> str:
 
 def is_length(node: Node) -> bool:
     return (node.op is Op.WIDTH and node.children[0].op is Op.SELECT
-            and node.children[0].pred.comparison == "TRUE")
+            and node.children[0].predicate.comparison == "TRUE")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from autoconn.inducers.search.dsl import Lam, Pred, lam1, lam2
 
@@ -60,7 +61,7 @@ class Pools:
     sentinels: tuple[int, ...] = ()
 
     @classmethod
-    def from_task(cls, tokens: Sequence[Any], outputs: Sequence[Any], max_seq_len: int = 0) -> "Pools":
+    def from_task(cls, tokens: Sequence[Any], outputs: Sequence[Any], max_seq_len: int = 0) -> Pools:
         """Small ints plus one modulus per numeric alphabet (largest value + 1, e.g. 10 for
         digits); values themselves are compared with ``x == c`` from the value set."""
         ints = set(SMALL_INTS)

@@ -48,23 +48,23 @@ def assign_names(root: Node, root_name: str = "program") -> dict[int, str]:
     def selection(sel: Node) -> str:
         """What a selector picks, in words: "idx_eq_opp", "k_eq_b" (a key-only test)."""
         k, q = (short(c) for c in sel.children)
-        if sel.pred.comparison:
-            return f"{k}_{sel.pred.comparison.lower()}_{q}"
-        return _words(sel.pred.lam.text("k", "q"))
+        if sel.predicate.comparison:
+            return f"{k}_{sel.predicate.comparison.lower()}_{q}"
+        return _words(sel.predicate.lam.text("k", "q"))
 
     def base(node: Node) -> str:
         op, kids = node.op, node.children
         if is_length(node):
             return "length"
         if op in (Op.MAP, Op.NUMMAP):
-            return f"{short(kids[0])}_{node.fn.slug}" if node.fn.slug else f"f_{short(kids[0])}"
+            return f"{short(kids[0])}_{node.function.slug}" if node.function.slug else f"f_{short(kids[0])}"
         if op is Op.SEQMAP:
-            return f"{short(kids[0])}_{node.fn.slug or 'with'}_{short(kids[1])}"
+            return f"{short(kids[0])}_{node.function.slug or 'with'}_{short(kids[1])}"
         if op is Op.SELECT:
             return f"select_{selection(node)}"
         if op is Op.AGGREGATE:
             sel = kids[0]
-            if sel.children[0].op is Op.INDICES and sel.pred.comparison == "EQ":
+            if sel.children[0].op is Op.INDICES and sel.predicate.comparison == "EQ":
                 return f"{short(kids[1])}_at_{short(sel.children[1])}"
             return f"{short(kids[1])}_where_{selection(sel)}"
         if op is Op.MEAN:
@@ -73,7 +73,7 @@ def assign_names(root: Node, root_name: str = "program") -> dict[int, str]:
             return "signed"
         if op is Op.WIDTH:
             sel = kids[0]
-            same, how = sel.children[0] is sel.children[1], sel.pred.comparison
+            same, how = sel.children[0] is sel.children[1], sel.predicate.comparison
             if same and how == "EQ":
                 return "hist" if sel.children[0].op is Op.TOKENS else f"hist_{short(sel.children[0])}"
             if same and sel.children[0].op is Op.INDICES and how in ("LT", "GT"):
@@ -112,13 +112,14 @@ def expression(node: Node, names: dict[int, str]) -> str:
     """The right-hand side that defines one node, referring to its children by name."""
     op, kids = node.op, [_ref(c, names) for c in node.children]
     if op is Op.MAP:
-        return f"rasp.Map({node.fn.source('x')}, {kids[0]})"
+        return f"rasp.Map({node.function.source('x')}, {kids[0]})"
     if op is Op.NUMMAP:
-        return f"rasp.numerical(rasp.Map({node.fn.source('x')}, {kids[0]}))"
+        return f"rasp.numerical(rasp.Map({node.function.source('x')}, {kids[0]}))"
     if op is Op.SEQMAP:
-        return f"rasp.SequenceMap({node.fn.source('x', 'y')}, {kids[0]}, {kids[1]})"
+        return f"rasp.SequenceMap({node.function.source('x', 'y')}, {kids[0]}, {kids[1]})"
     if op is Op.SELECT:
-        pred = f"rasp.Comparison.{node.pred.comparison}" if node.pred.comparison else node.pred.lam.source("k", "q")
+        predicate = node.predicate
+        pred = f"rasp.Comparison.{predicate.comparison}" if predicate.comparison else predicate.lam.source("k", "q")
         return f"rasp.Select({kids[0]}, {kids[1]}, {pred})"
     if op is Op.AGGREGATE:
         return f"rasp.categorical(rasp.Aggregate({kids[0]}, {kids[1]}))"

@@ -7,8 +7,9 @@ some length), then the fewest compiled layers, then the smallest cost.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Collection, Sequence
+from typing import Any
 
 from autoconn.inducers.search.build import to_rasp
 from autoconn.inducers.search.dsl import Node

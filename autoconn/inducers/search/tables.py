@@ -25,8 +25,9 @@ fits is the plain 2-D table used, under the same reachability rule.
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from autoconn.inducers.search.dsl import Lam, lam1, lam2, paren
 
@@ -98,6 +99,11 @@ def table2_lam(table: dict[tuple[Any, Any], Any], default: Any) -> Lam:
 
 
 IDENTITY = lam1(lambda x: x, lambda x: x, "same")
+
+
+def _constant(value: Any) -> Lam:
+    """x -> value, whatever x is."""
+    return lam1(lambda x: value, lambda x: repr(value))
 PAIR = lam2(lambda x, y: (x, y), lambda x, y: f"f({x}, {y})", "pair")  # only to name a refused table
 
 
@@ -155,8 +161,8 @@ def infer_unary(domain: Sequence[Any], pairs: dict[Any, Any], reachable: Iterabl
     if len(domain) > MAX_TABLE:
         return Refusal([])
     observed = {_key(k) for k in pairs}
-    reach = {_key(r) for r in reachable}
-    missing = [d for d in domain if _key(d) not in observed and _key(d) in reach]
+    reach_keys = {_key(r) for r in reachable}
+    missing = [d for d in domain if _key(d) not in observed and _key(d) in reach_keys]
     if missing:
         return Refusal(missing)
     default = _most_common(dst)
@@ -165,7 +171,7 @@ def infer_unary(domain: Sequence[Any], pairs: dict[Any, Any], reachable: Iterabl
 
 
 def infer_binary(da: Sequence[Any], db: Sequence[Any], pairs: dict[tuple[Any, Any], Any],
-                 reachable: Iterable[tuple[Any, Any]], fit: Fit, fit2: Callable[[list[tuple[Any, Any]], list[Any]], "Lam | None"],
+                 reachable: Iterable[tuple[Any, Any]], fit: Fit, fit2: Callable[[list[tuple[Any, Any]], list[Any]], Lam | None],
                  sentinel: Any = None) -> Inferred | Refusal:
     """A total f(a, b) agreeing with every observed ((a, b) -> y) pair (see the module doc)."""
     reach = list(reachable)
@@ -196,11 +202,11 @@ def infer_binary(da: Sequence[Any], db: Sequence[Any], pairs: dict[tuple[Any, An
                     ok = False
                     break
                 continue
-            got = infer_unary(cols_dom, rows[r], reach_rows.get(r, []), fit, sentinel)
-            if isinstance(got, Refusal) or got.table:
+            row_fn = infer_unary(cols_dom, rows[r], reach_rows.get(r, []), fit, sentinel)
+            if isinstance(row_fn, Refusal) or row_fn.table:
                 ok = False
                 break
-            fns.append((r, got))
+            fns.append((r, row_fn))
         if ok and fns:
             return Inferred(_piecewise(fns, by_first), sum(f.filled for _, f in fns))
     # 3. the plain 2-D table.
@@ -216,7 +222,7 @@ def infer_binary(da: Sequence[Any], db: Sequence[Any], pairs: dict[tuple[Any, An
 
 
 def _with_sentinel(da: Sequence[Any], db: Sequence[Any], pairs: dict[tuple[Any, Any], Any],
-                   reach: list[tuple[Any, Any]], fit: Fit, fit2: Callable[..., "Lam | None"],
+                   reach: list[tuple[Any, Any]], fit: Fit, fit2: Callable[..., Lam | None],
                    sentinel: Any) -> Inferred | None:
     is_s = lambda v: same(v, sentinel)  # noqa: E731
     normal = {k: v for k, v in pairs.items() if not is_s(k[0]) and not is_s(k[1])}
@@ -231,7 +237,7 @@ def _with_sentinel(da: Sequence[Any], db: Sequence[Any], pairs: dict[tuple[Any, 
         seen = {k[1 - side]: v for k, v in pairs.items() if is_s(k[side]) and not is_s(k[1 - side])}
         reachable = [p[1 - side] for p in reach if is_s(p[side]) and not is_s(p[1 - side])]
         if not reachable:
-            sides.append(lam1(lambda x, d=default: d, lambda x, d=default: repr(d)))
+            sides.append(_constant(default))
             filled += int(any(is_s(v) for v in (da if side == 0 else db)))  # a case the value sets hold
             continue
         if not seen:
