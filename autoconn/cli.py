@@ -353,8 +353,7 @@ def bench(
     from autoconn.inducers import InducerUnavailable, make_inducers
     from autoconn.parallel.batch import BatchRequest
 
-    if library is not None:
-        fail_usage(f"--library is now --out (as in every other command): --out {library}")
+    renamed_library_flag(library)
     llm_options = {"model": model, "base_url": base_url, "samples": samples, "temperature": temperature,
                    "max_tokens": max_tokens}
     if resume:
@@ -948,20 +947,28 @@ def sandbox_build_command(
     out.print(f"built {tag}")
 
 
+def renamed_library_flag(given: Path | None) -> None:
+    """Every command names the library folder --out; the old --library of review and export says so."""
+    if given is not None:
+        fail_usage(f"--library is now --out (the library folder, as in every command): use --out {given}")
+
+
 # --- review and export (issue 16): the logic lives in autoconn/review/ and autoconn/export/ ---
 
 @app.command()
 def review(
-    out_dir: Path = typer.Option(Path("review"), "--out", help="Folder for the HTML site (index.html, conns/NAME.html)."),
-    library: Path = typer.Option(Path("generated_conns"), "--library", help="Library folder."),
+    to: Path = typer.Option(Path("review"), "--to", help="Folder for the HTML site (index.html, conns/NAME.html)."),
+    library: LibraryDir = Path("generated_conns"),
+    old_library: Path | None = typer.Option(None, "--library", hidden=True),
     open_browser: bool = typer.Option(False, "--open", help="Open the index in a web browser."),
 ) -> None:
     """Write a static HTML review of the library: one page per CoNN (program, RASP graph, residual
     layout, verification by length, attention heatmaps and SOp values for example inputs) and an index."""
     from autoconn.review.site import build_site
 
+    renamed_library_flag(old_library)
     try:
-        index = build_site(library, out_dir)
+        index = build_site(library, to)
     except LibraryError as error:
         fail_usage(str(error))
     out.print(f"review written: {index}", highlight=False)
@@ -977,9 +984,11 @@ def export(
     to: Path = typer.Option(..., "--to", help="Folder to write the export into."),
     fmt: str = typer.Option("safetensors", "--format",
                             help="safetensors (model.safetensors + config.json + a numpy loader) or transformer-lens."),
-    library: Path = typer.Option(Path("generated_conns"), "--library", help="Library folder."),
+    library: LibraryDir = Path("generated_conns"),
+    old_library: Path | None = typer.Option(None, "--library", hidden=True),
 ) -> None:
     """Export a CoNN's weights (exactly as the runtime uses them) to safetensors or TransformerLens."""
+    renamed_library_flag(old_library)
     if fmt not in ("safetensors", "transformer-lens"):
         fail_usage(f"--format {fmt!r}: use safetensors or transformer-lens")
     try:

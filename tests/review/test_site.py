@@ -21,7 +21,7 @@ LIBRARY = REPO / "generated_conns"
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("site")
-    result = CliRunner().invoke(app, ["review", "--out", str(out), "--library", str(LIBRARY)])
+    result = CliRunner().invoke(app, ["review", "--to", str(out), "--out", str(LIBRARY)])
     assert result.exit_code == 0, result.output
     return out
 
