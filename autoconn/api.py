@@ -17,6 +17,7 @@ from typing import Any
 
 from autoconn import settings
 from autoconn.checking import (
+    CheckOutcome,
     check_source,
     conn_metadata,
     display_graph,
@@ -212,24 +213,9 @@ def check_program(program: str | Path, task_path: str | Path, *, oracle: str | N
     if sandbox not in SANDBOX_CHOICES:
         raise RequestError(f"--sandbox {sandbox!r}: choose auto, docker or process")
     task = load_task(task_path, max_seq_len=max_seq_len, limits=limits or Limits())
-    program = Path(program)
-    if not program.is_file():
-        raise RequestError(f"{program}: no such program file")
-    try:
-        source = program.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise RequestError(f"{program}: not UTF-8 text") from None
+    source = read_program(Path(program))
     if register is not None:
-        check_name(register.name)
-        library = Library(register.library_dir)
-        library.check_writable()
-        if library.exists(register.name) and not register.force:
-            raise RequestError(f"a CoNN named {register.name!r} already exists in {register.library_dir}; "
-                               "pick another name or pass --force")
-        try:
-            fusion_for_task(register.name, task, dict(register.fusion))  # fail before compiling, not after
-        except FusionSpecError as error:
-            raise FusionSpecError(f"fusion: {error}") from None
+        check_registration(register, task)
     draw: OracleDraw | None = None
     if oracle:
         spec = OracleSpec.parse(oracle)
@@ -239,15 +225,7 @@ def check_program(program: str | Path, task_path: str | Path, *, oracle: str | N
     on_start(task)
     with open_sandbox(sandbox) as box:  # open until registered: the weights live in its exchange dir
         outcome = check_source(box, source, task, settings, task.examples, oracle=draw.examples if draw else ())
-        record = None
-        if outcome.verification is not None:
-            oracle_json = None
-            if draw is not None and outcome.oracle is not None:
-                oracle_json = oracle_block(str(oracle), by_length(draw.examples, outcome.oracle), draw.exhaustive_lengths,
-                                           draw.outside_domain, task.max_seq_len)
-            record = make_record(how="oracle" if oracle_json else "examples", held_out=oracle_json is not None,
-                                 compiled_max_seq_len=task.max_seq_len, sealed=None, validation=outcome.verification,
-                                 validation_revealed=0, oracle=oracle_json)
+        record = checked_record(task, outcome, draw, oracle)
         result = outcome.result
         summary: dict[str, Any] = {
             "status": "verified" if outcome.passed else "failed",
@@ -266,6 +244,43 @@ def check_program(program: str | Path, task_path: str | Path, *, oracle: str | N
                                      fusion=register.fusion, force=register.force, graph=display_graph(result))
             summary["registered"] = str(entry.program_path)
     return summary
+
+
+def read_program(program: Path) -> str:
+    if not program.is_file():
+        raise RequestError(f"{program}: no such program file")
+    try:
+        return program.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RequestError(f"{program}: not UTF-8 text") from None
+
+
+def check_registration(register: Registration, task: Task) -> None:
+    """Refuses a registration that cannot succeed, before anything is compiled."""
+    check_name(register.name)
+    library = Library(register.library_dir)
+    library.check_writable()
+    if library.exists(register.name) and not register.force:
+        raise RequestError(f"a CoNN named {register.name!r} already exists in {register.library_dir}; "
+                           "pick another name or pass --force")
+    try:
+        fusion_for_task(register.name, task, dict(register.fusion))
+    except FusionSpecError as error:
+        raise FusionSpecError(f"fusion: {error}") from None
+
+
+def checked_record(task: Task, outcome: CheckOutcome, draw: OracleDraw | None, oracle: str | None) -> dict[str, Any] | None:
+    """The verified block of a hand-checked program: every example (not held out from its author),
+    plus the oracle's sealed draw (held out from everyone) when one was given."""
+    if outcome.verification is None:
+        return None
+    oracle_json = None
+    if draw is not None and outcome.oracle is not None:
+        oracle_json = oracle_block(str(oracle), by_length(draw.examples, outcome.oracle), draw.exhaustive_lengths,
+                                   draw.outside_domain, task.max_seq_len)
+    return make_record(how="oracle" if oracle_json else "examples", held_out=oracle_json is not None,
+                       compiled_max_seq_len=task.max_seq_len, sealed=None, validation=outcome.verification,
+                       validation_revealed=0, oracle=oracle_json)
 
 
 @dataclass(frozen=True)
