@@ -94,15 +94,7 @@ def prepare_run(request: RunRequest, *, check_oracle_with: Callable[[OracleSpec,
         check_oracle_with(oracle, task)
     sealed_set = request.sealed and (oracle is None or len(task.examples) >= MIN_THREE_SETS)
     split_task(task, sealed=sealed_set)  # a file too small for its sets is refused now
-    library = Library(request.library_dir)
-    library.check_writable()
-    if library.exists(task.name) and not request.force:
-        raise RequestError(f"a CoNN named {task.name!r} already exists in {request.library_dir}; "
-                           "pick another --name or pass --force")
-    try:
-        fusion_for_task(task.name, task, dict(request.fusion))
-    except FusionSpecError as error:
-        raise FusionSpecError(f"fusion: {error}") from None
+    check_registration(Registration(task.name, str(request.library_dir), request.force, request.fusion), task)
     for path in request.candidates:
         if not Path(path).is_file():
             raise RequestError(f"--candidate {path}: no such file")
@@ -262,7 +254,7 @@ def check_registration(register: Registration, task: Task) -> None:
     library.check_writable()
     if library.exists(register.name) and not register.force:
         raise RequestError(f"a CoNN named {register.name!r} already exists in {register.library_dir}; "
-                           "pick another name or pass --force")
+                           "pick another name (--name, or check --register NAME) or pass --force")
     try:
         fusion_for_task(register.name, task, dict(register.fusion))
     except FusionSpecError as error:
