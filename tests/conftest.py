@@ -1,4 +1,4 @@
-"""Shared fixtures: task files written on the fly and a CLI runner."""
+"""Shared fixtures: task files written on the fly, the tracked fixture library, and a note on unmarked slow tests."""
 
 from __future__ import annotations
 
@@ -59,3 +59,22 @@ def reverse_rows(max_len: int = 5, vocab: str = "abc") -> list[dict[str, Any]]:
         for combo in itertools.islice(itertools.product(vocab, repeat=n), 12):
             rows.append({"input": list(combo), "output": list(reversed(combo))})
     return rows
+
+
+# Keeps the slow marks honest: `make test-fast` (-m "not slow") should stay quick, so a test that
+# takes longer than this without the mark is listed at the end of the run (a note, not a failure:
+# timings on a busy machine are noisy).
+SLOW_SECONDS = 5.0
+_unmarked_slow: list[tuple[str, float]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.duration > SLOW_SECONDS and "slow" not in report.keywords:
+        _unmarked_slow.append((report.nodeid, report.duration))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _unmarked_slow:
+        terminalreporter.section(f"over {SLOW_SECONDS:g} s without @pytest.mark.slow")
+        for nodeid, seconds in sorted(_unmarked_slow, key=lambda item: -item[1]):
+            terminalreporter.write_line(f"{seconds:7.2f}s {nodeid}")
