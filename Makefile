@@ -22,6 +22,8 @@ sandbox: $(STAMP)
 		echo "no Docker engine reachable: candidates will run in the process sandbox (see README, Sandbox)"; \
 	fi
 
+# Writes generated_conns/ (the user's library, git-ignored): a clone stays clean. The tests read
+# tests/fixtures/library instead.
 demo: $(STAMP)
 	$(BIN)/autoconn induce $(DEMO_TASK) --force --oracle $(DEMO_ORACLE)
 	@echo
@@ -36,8 +38,9 @@ $(TEST_STAMP): $(STAMP)
 browser:
 	@bash .ci/browser-setup.sh || echo "no Chromium could be installed: the browser test skips outside CI (see README, Reviewing)"
 
+# Everything, slow tests included (CI runs this); the 20 slowest are listed at the end.
 test: $(TEST_STAMP) sandbox browser
-	$(BIN)/python -m pytest -q -rs
+	$(BIN)/python -m pytest -q -rs --durations=20
 
 # ruff and mypy as configured in pyproject.toml; in the test environment, so mypy sees torch's types
 # (autoconn/export) as the tests do.

@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rules", nargs="+", help="library CoNNs to measure (default: the ones the demo LM was trained on)")
     parser.add_argument("--min-length", type=int, default=2)
-    parser.add_argument("--library", type=Path, default=REPO / "generated_conns")
+    parser.add_argument("--library", type=Path, default=REPO / "tests" / "fixtures" / "library",
+                        help="library holding the rules (default: the tracked fixture library)")
     parser.add_argument("--lm", type=Path, default=DEFAULT_DIR, help="folder of the demo LM's weights.npz + demo_lm.json")
     parser.add_argument("--plot", type=Path, default=REPO / "benchmarks" / "fusion.png", help="where to write the PNG")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")

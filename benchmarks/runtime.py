@@ -46,7 +46,7 @@ def hist_program() -> rasp.SOp:
 
 
 def sort_program() -> rasp.SOp:
-    """Sort with duplicates kept (the library's generated_conns/sort program)."""
+    """Sort with duplicates kept (the fixture library's sort program, tests/fixtures/library/sort)."""
     pair = rasp.SequenceMap(lambda x, y: (x, y), rasp.tokens, rasp.indices).named("tok_pair_idx")
     smaller = rasp.SelectorWidth(rasp.Select(pair, pair, rasp.Comparison.LT)).named("n_smaller")
     return rasp.categorical(rasp.Aggregate(rasp.Select(smaller, rasp.indices, rasp.Comparison.EQ), rasp.tokens)).named("sort")

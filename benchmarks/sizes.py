@@ -41,7 +41,7 @@ def load_reference(name: str):
 
 
 def library_vocab(name: str) -> list:
-    meta = json.loads((REPO / "generated_conns" / name / "conn.json").read_text(encoding="utf-8"))
+    meta = json.loads((REPO / "tests" / "fixtures" / "library" / name / "conn.json").read_text(encoding="utf-8"))
     return meta["vocab"]
 
 

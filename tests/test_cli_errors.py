@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from autoconn.conn.artifact import Library
-from tests.conftest import REPO, write_jsonl
+from tests.conftest import FIXTURE_LIBRARY, REPO, write_jsonl
 from tests.pipeline.test_induce import LENGTH_TASK, RIGHT
 
 
@@ -26,7 +26,7 @@ def autoconn(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: 
 def library(tmp_path: Path) -> Path:
     root = tmp_path / "lib"
     for name in ("parity", "reverse"):
-        shutil.copytree(REPO / "generated_conns" / name, root / name)
+        shutil.copytree(FIXTURE_LIBRARY / name, root / name)
     Library(root).check()
     return root
 

@@ -1,4 +1,4 @@
-"""`autoconn list/show/run` against the committed library, including the bad-input exits."""
+"""`autoconn list/show/run` against the tracked fixture library (tests/fixtures/library), including the bad-input exits."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from autoconn.cli import app
 from autoconn.conn.artifact import Library
-from tests.conftest import REPO
+from tests.conftest import FIXTURE_LIBRARY
 
-LIBRARY = str(REPO / "generated_conns")
+LIBRARY = str(FIXTURE_LIBRARY)
 
 
 def invoke(*args: str):

@@ -1,15 +1,16 @@
 """Every task in rule_examples/ has a hand-written reference RASP program that is right.
 
 For each task: load the task file and rule_examples/reference/<task>.py, check
-``rasp.evaluate`` on every example, compile the program with tracr once (max_seq_len =
-twice the longest example, as the tool does) and check the compiled model on a sample of
-examples of different lengths, the longest included. Categorical outputs must match
-exactly; numerical ones within 1e-6 under rasp.evaluate and within 1e-4 from the compiled
-model: tracr's compiled attention is softer than intended (haiku divides the logits by
-sqrt(key_size) and tracr does not compensate), so a numerical mean comes out with a
-relative error of about exp(-50 / sqrt(key_size)) -- 7.6e-6 for frac_prevs (key_size 18).
+``rasp.evaluate`` on every example, compile the program with tracr once, as the tool does
+(``autoconn.conn.compile``: max_seq_len = twice the longest example, the tool's mlp_exactness),
+and run **every** example through the compiled weights in the product's runtime
+(``ConnRuntime``: one batched numpy forward, padded keys masked, attention sharpened as
+registered CoNNs are). Categorical outputs must match exactly; numerical ones within 1e-6
+under rasp.evaluate and within 1e-4 from the compiled model.
 
-Slow (a few seconds to a minute per task): ``pytest -m slow tests/test_reference_programs.py``.
+tracr's own ``model.apply`` (one input at a time, ~0.5 s each) is not used here: that the
+runtime agrees with it is tests/conn/test_runtime*.py's job. Slow (a compile per task):
+``pytest -m slow tests/test_reference_programs.py``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TASK_DIR = ROOT / "rule_examples"
 REF_DIR = TASK_DIR / "reference"
 TASKS = sorted(p.stem for p in TASK_DIR.glob("*.jsonl"))
-SAMPLE = 8  # compiled-model checks per task (model.apply is ~0.5 s per input)
 EVAL_TOL = 1e-6  # numerical outputs, rasp.evaluate
 COMPILED_TOL = 1e-4  # numerical outputs, compiled model (see the module docstring)
 
@@ -74,21 +74,6 @@ def same(got, want, numerical: bool, tol: float = EVAL_TOL) -> bool:
     return True
 
 
-def sample_examples(examples, k: int = SAMPLE):
-    """Up to k examples spread over the lengths, always including the longest length."""
-    by_len: dict[int, list] = {}
-    for ex in examples:
-        by_len.setdefault(len(ex[0]), []).append(ex)
-    lengths = sorted(by_len)
-    chosen = [by_len[lengths[-1]][0], by_len[lengths[-1]][-1]]
-    step = max(1, len(lengths) // (k - 2))
-    for n in lengths[::-1][1::step]:
-        if len(chosen) >= k:
-            break
-        chosen.append(by_len[n][len(by_len[n]) // 2])
-    return chosen
-
-
 def test_every_task_has_a_reference():
     assert len(TASKS) >= 32
     missing = [t for t in TASKS if not (REF_DIR / f"{t}.py").exists()]
@@ -119,19 +104,15 @@ def test_reference_evaluates_correctly(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", TASKS)
 def test_reference_compiles_and_runs_correctly(name):
-    from tracr.compiler import compiling
+    from autoconn.conn.compile import compile_program, default_settings
+    from autoconn.conn.runtime import ConnRuntime
 
     header, examples = load_task(name)
     program = load_program(name)
     numerical = is_numerical(examples)
-    vocab = set(header["vocab"])
-    longest = max(len(xs) for xs, _ in examples)
-    max_seq_len = 2 * longest
-    model = compiling.compile_rasp_to_model(
-        program, vocab=vocab, max_seq_len=max_seq_len, compiler_bos="BOS", compiler_pad="PAD",
-        mlp_exactness=max(100, 2 * max_seq_len * (max_seq_len + 1)))
-    sample = sample_examples(examples)
-    assert any(len(xs) == longest for xs, _ in sample)
-    for xs, want in sample:
-        got = model.apply(["BOS"] + list(xs)).decoded[1:]
+    max_seq_len = 2 * max(len(xs) for xs, _ in examples)
+    model = compile_program(program, list(header["vocab"]), default_settings(max_seq_len))
+    runtime = ConnRuntime.from_model(model, max_seq_len)
+    outputs = runtime.run([list(xs) for xs, _ in examples], backend="numpy")
+    for (xs, want), got in zip(examples, outputs, strict=True):
         assert same(got, want, numerical, COMPILED_TOL), f"{name}: compiled model on {xs} gave {got}, expected {want}"

@@ -114,6 +114,7 @@ def _register(args: tuple[str, str, dict, str]) -> None:
     Library(root).write(name, SOURCE, meta, weights_file=weights)
 
 
+@pytest.mark.slow
 def test_concurrent_writers_keep_every_entry(tmp_path: Path, length_runtime):
     runtime, meta = length_runtime
     weights = tmp_path / "w.npz"

@@ -10,9 +10,9 @@ import sys
 from typer.testing import CliRunner
 
 from autoconn.cli import app
-from tests.conftest import REPO
+from tests.conftest import FIXTURE_LIBRARY, REPO
 
-LIBRARY = str(REPO / "generated_conns")
+LIBRARY = str(FIXTURE_LIBRARY)
 
 
 def invoke(*args: str, stdin: str | None = None):

@@ -4,7 +4,6 @@ the jitted runtime gives: every library CoNN, padded batches of mixed lengths, n
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +14,9 @@ from autoconn.conn.artifact import Library
 from autoconn.conn.compile import CompileSettings, compile_program, default_settings
 from autoconn.conn.runtime import ConnInputError, ConnRuntime, ConnSpec
 from tests.conn import programs
+from tests.conftest import FIXTURE_LIBRARY
 
-LIBRARY = Path(__file__).resolve().parents[2] / "generated_conns"
+LIBRARY = FIXTURE_LIBRARY
 LIBRARY_NAMES = ["copy", "hist", "last_token", "length", "parity", "reverse", "sort", "sort_unique"]
 BATCH_SIZES = (1, 7, 8, 9, 63, 300, 513)  # every bucket, filler rows, a split remainder, more than one chunk
 

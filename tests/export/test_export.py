@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 
 from autoconn.cli import app
 from autoconn.conn.artifact import Library
-from tests.conftest import IN_CI, REPO
+from tests.conftest import FIXTURE_LIBRARY, IN_CI
 
-LIBRARY = REPO / "generated_conns"
+LIBRARY = FIXTURE_LIBRARY
 N_INPUTS = 1000
 
 

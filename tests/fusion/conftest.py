@@ -9,15 +9,15 @@ import pytest
 
 from autoconn.conn.artifact import Library
 from autoconn.fusion.conn_tool import FusedConn, load_fused_conns
-from tests.conftest import REPO
+from tests.conftest import FIXTURE_LIBRARY
 from tests.fusion.bigram import BigramLM
 
-LIBRARY = REPO / "generated_conns"
+LIBRARY = FIXTURE_LIBRARY
 
 
 @pytest.fixture(scope="session")
 def library_conns() -> dict[str, FusedConn]:
-    """sort, length, reverse and parity from generated_conns/, with their stored fusion specs."""
+    """sort, length, reverse and parity from the fixture library, with their stored fusion specs."""
     return {c.name: c for c in load_fused_conns(["sort", "length", "reverse", "parity"], Library(LIBRARY))}
 
 

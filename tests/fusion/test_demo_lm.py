@@ -57,6 +57,7 @@ def test_unknown_character_is_refused_with_its_name(shipped: DemoLM) -> None:
         shipped.next_char_logits(["reverse(aZ"])
 
 
+@pytest.mark.slow
 def test_greedy_completions_are_right_at_trained_lengths(shipped: DemoLM) -> None:
     """At least 90% exact on 20 random prompts per trained rule, operands of trained lengths."""
     settings = shipped.record["settings"]
@@ -70,6 +71,7 @@ def test_greedy_completions_are_right_at_trained_lengths(shipped: DemoLM) -> Non
         assert right >= 18, f"{rule}: {right}/20 right; e.g. {[(e.prompt, r.completion) for r, e in zip(results, examples)][:3]}"
 
 
+@pytest.mark.slow
 def test_corpus_stays_in_trained_lengths_and_answers_are_the_conns() -> None:
     library = Library(LIBRARY)
     examples = corpus.generate(["parity", "reverse"], (1, 2, 3, 4, 5, 6, 7, 8), 150, seed=7, library=library)
@@ -92,6 +94,7 @@ def test_corpus_is_deterministic() -> None:
     assert first == corpus.generate(["reverse"], (1, 2, 3), 20, seed=3, library=library)
 
 
+@pytest.mark.slow
 def test_retraining_a_small_config_runs_saves_and_loads(tmp_path: Path) -> None:
     settings = TrainSettings(rules=("parity", "reverse"), lengths=(1, 2, 3), examples_per_rule=60, steps=4,
                              batch_size=4, seed=1, model=LMConfig(d_model=16, num_layers=1, num_heads=2, positions=24))

@@ -66,6 +66,7 @@ def same(a: Any, b: Any) -> bool:
     return a == b and (isinstance(a, bool) == isinstance(b, bool))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RULES))
 def test_finds_held_out_rules_that_generalise(tmp_path: Path, name: str) -> None:
     rule, vocab = RULES[name]

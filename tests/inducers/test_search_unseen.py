@@ -9,6 +9,7 @@ of a running maximum) and the nearest read over an attention-derived mark.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import random
 import time
@@ -36,6 +37,16 @@ def _generator() -> Any:
     return module
 
 
+@functools.cache
+def _search(name: str) -> tuple[Any, Any, list[Any], float]:
+    """(task, split, found, seconds): one search per task, shared by the two tests that need it."""
+    task = load_task(UNSEEN / f"{name}.jsonl")
+    split = split_task(task)
+    began = time.perf_counter()
+    found = synthesize_task(task, split.induction, budget_seconds=20, want=1).found
+    return task, split, found, time.perf_counter() - began
+
+
 def _as_list(value: Any, n: int) -> list[Any]:
     return value if isinstance(value, list) else [value] * n
 
@@ -52,12 +63,9 @@ def test_task_files_are_what_the_generator_writes() -> None:
 
 @pytest.mark.parametrize("name", SOLVED)
 def test_unseen_rule_is_found_and_generalises(name: str) -> None:
-    task = load_task(UNSEEN / f"{name}.jsonl")
-    split = split_task(task)
-    began = time.perf_counter()
-    found = synthesize_task(task, split.induction, budget_seconds=20, want=1).found
+    task, split, found, seconds = _search(name)
     assert found, f"nothing found for {name}"
-    assert time.perf_counter() - began < 25
+    assert seconds < 25
     # (rows of the held-out length were never seen by the search)
     program = found[0].to_rasp()
     for example in split.validation + split.sealed:
@@ -72,9 +80,7 @@ def test_unseen_rule_is_found_and_generalises(name: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SOLVED)
 def test_unseen_rule_compiles_and_verifies(name: str) -> None:
-    task = load_task(UNSEEN / f"{name}.jsonl")
-    split = split_task(task)
-    found = synthesize_task(task, split.induction, budget_seconds=20, want=1).found
+    task, split, found, _ = _search(name)
     assert found
     model = compile_program(found[0].to_rasp(), task.input_vocab, default_settings(task.max_seq_len))
     runtime = ConnRuntime.from_model(model, task.max_seq_len)

@@ -1,6 +1,6 @@
 """Build a library for LLM tests from this repository's trusted reference programs.
 
-The repository's generated_conns/ holds eight CoNNs; behaviour retrieval needs a few more
+The fixture library (tests/fixtures/library) holds eight CoNNs; behaviour retrieval needs a few more
 (a balanced-prefix CoNN for Dyck-like tasks, a numerical one). They are compiled here, in the
 test process, from rule_examples/reference/*.py (our own code, never a model's), verified on
 their task files with the compiled weights and registered like the pipeline would.
@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Optional
 
-from tests.conftest import REPO
+from tests.conftest import FIXTURE_LIBRARY, REPO
 
 
 def register_reference(library: Path, name: str, *, max_seq_len: int = 10, verified_max_length: Optional[int] = None,
@@ -46,9 +46,9 @@ def register_reference(library: Path, name: str, *, max_seq_len: int = 10, verif
 
 
 def build_library(target: Path, extra: tuple[str, ...] = ("dyck1_prefix", "frac_prevs")) -> Path:
-    """A copy of generated_conns/ plus compiled reference CoNNs; rule_examples/ beside it so the
+    """A copy of the fixture library plus compiled reference CoNNs; rule_examples/ beside it so the
     copied entries' recorded task paths (relative to the repository) resolve."""
-    shutil.copytree(REPO / "generated_conns", target)
+    shutil.copytree(FIXTURE_LIBRARY, target)
     if not (target.parent / "rule_examples").exists():
         shutil.copytree(REPO / "rule_examples", target.parent / "rule_examples")
     for name in extra:

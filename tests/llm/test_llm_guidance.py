@@ -40,7 +40,7 @@ RNG_SEED = 15
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """generated_conns/ plus compiled reference CoNNs (a balanced-prefix one, a numerical one)."""
+    """The fixture library plus compiled reference CoNNs (a balanced-prefix one, a numerical one)."""
     return build_library(tmp_path_factory.mktemp("guidance") / "lib")
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from autoconn.inducers.llm.prompt import show_sequence
 from autoconn.task import load_task, split_task
-from tests.conftest import REPO, write_jsonl
+from tests.conftest import FIXTURE_LIBRARY, write_jsonl
 from tests.pipeline.test_induce import LENGTH_TASK, ONLY_SHORT, RIGHT, WRONG_CONSTANT
 from tests.support.openai_server import OpenAIServer, Reply, scripted
 
@@ -42,7 +42,7 @@ def length_task(tmp_path: Path) -> Path:
 def library(tmp_path: Path) -> Path:
     """A copy of the verified library, so few-shot demonstrations have something to choose from."""
     target = tmp_path / "lib"
-    shutil.copytree(REPO / "generated_conns", target)
+    shutil.copytree(FIXTURE_LIBRARY, target)
     return target
 
 

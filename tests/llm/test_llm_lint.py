@@ -9,10 +9,10 @@ import pytest
 from autoconn.inducers.base import Counterexample, Feedback
 from autoconn.inducers.llm.diagnose import clean, diagnose, type_slip
 from autoconn.inducers.llm.lint import lint
-from tests.conftest import REPO
+from tests.conftest import FIXTURE_LIBRARY, REPO
 
 H = "from tracr.rasp import rasp\nfrom tracr.compiler import lib\n"
-RIGHT_PROGRAMS = sorted((REPO / "rule_examples" / "reference").glob("*.py")) + sorted((REPO / "generated_conns").glob("*/program.py"))
+RIGHT_PROGRAMS = sorted((REPO / "rule_examples" / "reference").glob("*.py")) + sorted(FIXTURE_LIBRARY.glob("*/program.py"))
 
 
 @pytest.mark.parametrize("path", RIGHT_PROGRAMS, ids=lambda p: f"{p.parent.name}/{p.name}")

@@ -13,7 +13,7 @@ from autoconn.inducers.llm.fewshot import choose_demonstrations, program_body
 from autoconn.inducers.llm.inducer import LLMInducer, normalized
 from autoconn.inducers.llm.prompt import conversation, pick_examples, repair_chain, repair_text
 from autoconn.task import Example, load_task
-from tests.conftest import REPO, write_jsonl
+from tests.conftest import FIXTURE_LIBRARY, REPO, write_jsonl
 
 CODE = "from tracr.rasp import rasp\nprogram = rasp.Map(lambda t: t, rasp.tokens)\n"
 
@@ -84,7 +84,7 @@ def test_settings_from_environment_with_flags_winning(monkeypatch: pytest.Monkey
 
 def test_demonstrations_are_closest_library_programs_never_the_same_task(tmp_path: Path):
     library = tmp_path / "lib"
-    shutil.copytree(REPO / "generated_conns", library)
+    shutil.copytree(FIXTURE_LIBRARY, library)
     parity_like = write_jsonl(tmp_path / "odd.jsonl", [{"description": "1 if the number of 1s is odd, at every position"}] + [
         {"input": [int(c) for c in w], "output": w.count("1") % 2} for w in ["0", "1", "01", "11", "110", "111", "0110", "1011"]])
     demos = choose_demonstrations(load_task(parity_like), library, 2)

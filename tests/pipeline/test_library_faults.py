@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from typer.testing import CliRunner
 
+from autoconn.cli import app
 from autoconn.conn.artifact import Library
 from tests.conftest import IN_CI, write_jsonl
 from tests.pipeline.test_induce import LENGTH_TASK, RIGHT
@@ -68,9 +71,18 @@ def test_a_run_killed_while_registering_resumes_and_keeps_the_verified_result(tm
     assert_valid_library(tmp_path / "lib", {"length"})
 
 
+@pytest.fixture(scope="module")
+def registered_length(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A library holding `length`, registered once through the CLI; tests that replace it take a copy."""
+    root = tmp_path_factory.mktemp("registered")
+    done = induce(root)
+    assert done.returncode == 0, done.stderr
+    return root / "lib"
+
+
 @pytest.mark.parametrize("exchange", ["1", "0"])
-def test_a_replace_killed_halfway_leaves_one_whole_entry_listed(tmp_path: Path, exchange: str):
-    assert induce(tmp_path).returncode == 0
+def test_a_replace_killed_halfway_leaves_one_whole_entry_listed(tmp_path: Path, exchange: str, registered_length: Path):
+    shutil.copytree(registered_length, tmp_path / "lib", ignore=shutil.ignore_patterns(".index.lock"))
     old = Library(tmp_path / "lib").get("length").meta["source_sha256"]
     point = "library:retired" if exchange == "1" else "library:swapped"
     killed = induce(tmp_path, "--force", program=BIGGER, runs="runs2",
@@ -89,10 +101,15 @@ def test_a_replace_killed_halfway_leaves_one_whole_entry_listed(tmp_path: Path, 
 
 
 def test_names_are_one_strict_pattern(tmp_path: Path):
-    for bad in ("index.json", "evil\n", "Upper", "../x", "nul"):
-        result = induce(tmp_path, "--name", bad, "--force")
-        assert result.returncode == 2 and "Traceback" not in result.stderr, bad
-        assert "name" in result.stderr
+    result = induce(tmp_path, "--name", "index.json", "--force")  # once through a real process
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "name" in result.stderr
+    task, source = tmp_path / "length.jsonl", next(tmp_path.glob("p*.py"))
+    for bad in ("evil\n", "Upper", "../x", "nul"):  # the rest in-process: the name is refused before any work
+        inline = CliRunner().invoke(app, ["induce", str(task), "--inducer", "files", "--candidate", str(source),
+                                          "--sandbox", "process", "--out", str(tmp_path / "lib"), "--runs-dir",
+                                          str(tmp_path / "runs"), "--json", "--quiet", "--name", bad, "--force"])
+        assert inline.exit_code == 2 and isinstance(inline.exception, SystemExit), (bad, inline.exception)
+        assert "name" in inline.stderr, bad
     assert not (tmp_path / "lib").exists()
 
 

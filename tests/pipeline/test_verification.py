@@ -22,7 +22,7 @@ from autoconn.pipeline.context import RunContext
 from autoconn.pipeline.graph import run_graph
 from autoconn.sandbox import open_sandbox
 from autoconn.task import Example, Task, load_task, split_task
-from tests.conftest import REPO, write_jsonl
+from tests.conftest import FIXTURE_LIBRARY, REPO, write_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -227,7 +227,7 @@ def test_the_fusion_gate_refuses_operands_beyond_the_proven_length(tmp_path: Pat
     from autoconn.fusion.gate import Refusal, decide
 
     library = tmp_path / "lib"
-    shutil.copytree(REPO / "generated_conns" / "sort_unique", library / "sort_unique")
+    shutil.copytree(FIXTURE_LIBRARY / "sort_unique", library / "sort_unique")
     lib = Library(library)
     lib.check()  # lists the copied entry
     proven = lib.get("sort_unique").verified_length

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from autoconn.review.site import build_site
-from tests.conftest import IN_CI, REPO
+from tests.conftest import FIXTURE_LIBRARY, IN_CI
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
@@ -37,7 +37,7 @@ def browse(tmp_path: Path, url: str, *extra: str) -> subprocess.CompletedProcess
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_site(REPO / "generated_conns", tmp_path_factory.mktemp("site")).parent
+    return build_site(FIXTURE_LIBRARY, tmp_path_factory.mktemp("site")).parent
 
 
 def test_conn_page_in_chromium(site: Path, tmp_path: Path):
@@ -75,7 +75,7 @@ def test_typed_input_runs_in_the_page_like_the_runtime(site: Path, tmp_path: Pat
     """The page's own forward pass (any input the reader types) gives the runtime's output."""
     from autoconn.conn.artifact import Library
 
-    expected = Library(REPO / "generated_conns").get(name).runtime().run([tokens])[0]
+    expected = Library(FIXTURE_LIBRARY).get(name).runtime().run([tokens])[0]
     page = (site / "conns" / f"{name}.html").resolve()
     dom = browse(tmp_path, page.as_uri() + "#input=" + "%20".join(str(t) for t in tokens), "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from autoconn.cli import app
 from autoconn.conn.artifact import Library
 from autoconn.review.site import NO_GRAPH, build_site
-from tests.conftest import REPO
+from tests.conftest import FIXTURE_LIBRARY
 
-LIBRARY = REPO / "generated_conns"
+LIBRARY = FIXTURE_LIBRARY
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,8 @@ import pytest
 from tests.sandbox.conftest import (BACKENDS, REVERSE, assert_good_run, canary_intact, get_sandbox, host_addresses,
                                     leftovers, make_job)
 
+pytestmark = pytest.mark.slow  # every test starts or restarts sandbox workers
+
 
 @dataclass(frozen=True)
 class Hostile:

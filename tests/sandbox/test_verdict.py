@@ -137,6 +137,7 @@ def cli(*args: str) -> Any:
     return CliRunner().invoke(app, list(args))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("screen_off", BACKENDS, indirect=True)
 def test_forged_outputs_are_not_registered_by_check(screen_off: Any, tmp_path: Path) -> None:
     task = sort_task(tmp_path / "sortu.jsonl")
@@ -153,6 +154,7 @@ def test_forged_outputs_are_not_registered_by_check(screen_off: Any, tmp_path: P
     assert summary["stage"] is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("screen_off", BACKENDS, indirect=True)
 def test_forged_outputs_are_not_registered_by_induce(screen_off: Any, tmp_path: Path) -> None:
     task = sort_task(tmp_path / "sortu.jsonl")
@@ -169,6 +171,7 @@ def test_forged_outputs_are_not_registered_by_induce(screen_off: Any, tmp_path: 
     assert check["induction"]["correct"] < check["induction"]["total"], check  # caught at check, from the weights
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("screen_off", BACKENDS, indirect=True)
 def test_npz_bomb_is_refused_at_registration(screen_off: Any, tmp_path: Path) -> None:
     task = sort_task(tmp_path / "sortu.jsonl")
@@ -259,6 +262,7 @@ def test_loading_a_bomb_through_the_runtime_is_refused_before_decompression(tmp_
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024
 
 
+@pytest.mark.slow
 def test_candidate_timeout_is_the_budget_left(tmp_path: Path) -> None:
     """A Map that loops forever at compile time passes the screen; with --budget 8 the run
     must end in about that, not after the 180 s per-candidate limit."""

@@ -21,6 +21,8 @@ import pytest
 from autoconn.sandbox import open_sandbox
 from tests.sandbox.conftest import REVERSE, assert_good_run, get_sandbox, leftovers, make_job
 
+pytestmark = pytest.mark.slow  # every test starts or restarts sandbox workers
+
 REPO = Path(__file__).resolve().parents[2]
 
 # Reports what the kernel answered to each escape attempt, as JSON in its (captured) output.
