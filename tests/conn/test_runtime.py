@@ -4,7 +4,7 @@ default mlp_exactness is wrong (max_seq_len 16)."""
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from tracr.rasp import rasp

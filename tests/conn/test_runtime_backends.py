@@ -13,8 +13,8 @@ from autoconn.conn import runtime as rt
 from autoconn.conn.artifact import Library
 from autoconn.conn.compile import CompileSettings, compile_program, default_settings
 from autoconn.conn.runtime import ConnInputError, ConnRuntime, ConnSpec
-from tests.conn import programs
 from tests.conftest import FIXTURE_LIBRARY
+from tests.conn import programs
 
 LIBRARY = FIXTURE_LIBRARY
 LIBRARY_NAMES = ["copy", "hist", "last_token", "length", "parity", "reverse", "sort", "sort_unique"]

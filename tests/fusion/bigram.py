@@ -9,7 +9,7 @@ and after a "3 " go on to write "length(ab)=" so one completion can call two CoN
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

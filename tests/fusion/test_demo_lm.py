@@ -11,8 +11,18 @@ import numpy as np
 import pytest
 
 from autoconn.conn.artifact import Library
-from autoconn.fusion.demo_lm import DEFAULT_DIR, DemoLM, DemoLMError, LMConfig, TrainSettings, corpus, load_demo_lm, \
-    save_demo_lm, stale_rules, train_demo_lm
+from autoconn.fusion.demo_lm import (
+    DEFAULT_DIR,
+    DemoLM,
+    DemoLMError,
+    LMConfig,
+    TrainSettings,
+    corpus,
+    load_demo_lm,
+    save_demo_lm,
+    stale_rules,
+    train_demo_lm,
+)
 from autoconn.fusion.metadata import spec_of_meta
 from autoconn.fusion.token_level import fuse_decode
 from tests.fusion.conftest import LIBRARY

@@ -7,8 +7,16 @@ import json
 import pytest
 
 from autoconn.conn.artifact import Library
-from autoconn.fusion.metadata import (FusionOverrides, FusionSpec, FusionSpecError, build_spec, check_together,
-                                      format_number, spec_of_meta, validate)
+from autoconn.fusion.metadata import (
+    FusionOverrides,
+    FusionSpec,
+    FusionSpecError,
+    build_spec,
+    check_together,
+    format_number,
+    spec_of_meta,
+    validate,
+)
 from tests.fusion.conftest import LIBRARY
 
 

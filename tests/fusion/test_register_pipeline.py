@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.test_induce import LENGTH_TASK, RIGHT, autoconn
 from tests.conftest import write_jsonl
+from tests.pipeline.test_induce import LENGTH_TASK, RIGHT, autoconn
 
 SORT_PROGRAM = """from tracr.rasp import rasp
 from tracr.compiler import lib

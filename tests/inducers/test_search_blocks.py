@@ -6,7 +6,8 @@ layers, and the compiled models agree with rasp.evaluate."""
 from __future__ import annotations
 
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest

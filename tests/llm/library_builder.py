@@ -11,13 +11,13 @@ from __future__ import annotations
 import runpy
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from tests.conftest import FIXTURE_LIBRARY, REPO
 
 
-def register_reference(library: Path, name: str, *, max_seq_len: int = 10, verified_max_length: Optional[int] = None,
-                       task_path: Optional[Path] = None) -> None:
+def register_reference(library: Path, name: str, *, max_seq_len: int = 10, verified_max_length: int | None = None,
+                       task_path: Path | None = None) -> None:
     from autoconn.checking import conn_metadata
     from autoconn.conn.artifact import Library
     from autoconn.conn.compile import compile_program, default_settings, model_size

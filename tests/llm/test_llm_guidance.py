@@ -303,7 +303,7 @@ def test_sealed_examples_never_reach_the_model(tmp_path: Path, length_task: Path
         result, _ = induce(server, length_task, tmp_path)
     assert result.returncode == 0, result.stderr + result.stdout
     split = split_task(load_task(length_task))
-    sealed = getattr(split, "sealed", None) or getattr(split, "heldout")
+    sealed = getattr(split, "sealed", None) or split.heldout
     sent = "\n".join(m["content"] for body in server.chat_requests() for m in body["messages"])
     for example in sealed:
         assert f"{show_sequence(example.inputs)} ->" not in sent and f"input {show_sequence(example.inputs)}:" not in sent

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any
 
 import pytest
 from langgraph.runtime import Runtime
@@ -26,7 +27,7 @@ from autoconn.sandbox.protocol import Job, JobResult
 from autoconn.task import Example, Task
 from tests.conftest import REPO, reverse_rows, write_jsonl
 
-LIBRARY = next(p for p in (REPO / "tests" / "fixtures" / "library", REPO / "generated_conns") if (p / "reverse").is_dir())
+LIBRARY = REPO / "tests" / "fixtures" / "library"  # read only: registrations here go to tmp libraries
 
 RULES: dict[str, Callable[[list[Any]], list[Any]]] = {
     "reverse": lambda x: list(reversed(x)),
@@ -65,7 +66,7 @@ class FakeSandbox:
         self.closed = True
 
 
-def fake_weights(result: JobResult, task: Task, settings: Any, weights: str) -> tuple[JobResult, Optional[FakeConn]]:
+def fake_weights(result: JobResult, task: Task, settings: Any, weights: str) -> tuple[JobResult, FakeConn | None]:
     return result, FakeConn(RULES[(result.spec or {})["program"]])
 
 
@@ -101,7 +102,7 @@ def config(tmp_path: Path) -> RunConfig:
                                   inducer="search", sandbox="process", budget_seconds=60, max_attempts=6)).config
 
 
-def context_for(*inducers: Any, sandbox: Optional[FakeSandbox] = None) -> RunContext:
+def context_for(*inducers: Any, sandbox: FakeSandbox | None = None) -> RunContext:
     box = sandbox or FakeSandbox()
     return RunContext(inducers={i.name: i for i in inducers}, inducer_chain=[i.name for i in inducers],
                       open_sandbox=lambda: box, load_weights=fake_weights)
@@ -194,7 +195,7 @@ def test_an_inducer_that_returns_a_list_is_a_failure_not_a_crash(config: RunConf
 
 # --- check, validate, test ----------------------------------------------------------------------
 
-def checked(config: RunConfig, *sources: str, sandbox: Optional[FakeSandbox] = None) -> tuple[InductionState, RunContext]:
+def checked(config: RunConfig, *sources: str, sandbox: FakeSandbox | None = None) -> tuple[InductionState, RunContext]:
     context = context_for(FakeInducer("search", [proposal(*sources)]), sandbox=sandbox)
     state = step(step(observed(config, context), nodes.induce, context), nodes.check, context)
     return state, context

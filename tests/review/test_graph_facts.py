@@ -7,8 +7,8 @@ import pytest
 from tracr.rasp import rasp
 
 from autoconn.conn.compile import compile_program, default_settings
-from autoconn.conn.runtime import extract
 from autoconn.conn.graph import compile_with_graph, graph_facts
+from autoconn.conn.runtime import extract
 from tests.conn import programs
 
 

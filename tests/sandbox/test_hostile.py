@@ -16,8 +16,16 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.sandbox.conftest import (BACKENDS, REVERSE, assert_good_run, canary_intact, get_sandbox, host_addresses,
-                                    leftovers, make_job)
+from tests.sandbox.conftest import (
+    BACKENDS,
+    REVERSE,
+    assert_good_run,
+    canary_intact,
+    get_sandbox,
+    host_addresses,
+    leftovers,
+    make_job,
+)
 
 pytestmark = pytest.mark.slow  # every test starts or restarts sandbox workers
 

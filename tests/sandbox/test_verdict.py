@@ -109,7 +109,7 @@ class ScreenOff:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.sandbox, name)
 
-    def __enter__(self) -> "ScreenOff":
+    def __enter__(self) -> ScreenOff:
         return self
 
     def __exit__(self, *exc: Any) -> None:

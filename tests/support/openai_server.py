@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional, Union
+from typing import Any
 
 
 @dataclass
@@ -28,16 +29,16 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def text(cls, content: Union[str, list[str]], finish_reason: str = "stop") -> "Reply":
+    def text(cls, content: str | list[str], finish_reason: str = "stop") -> Reply:
         return cls(contents=[content] if isinstance(content, str) else list(content), finish_reason=finish_reason)
 
     @classmethod
-    def error(cls, status: int, message: str = "error", *, retry_after_ms: Optional[int] = None) -> "Reply":
+    def error(cls, status: int, message: str = "error", *, retry_after_ms: int | None = None) -> Reply:
         headers = {"retry-after-ms": str(retry_after_ms)} if retry_after_ms is not None else {}
         return cls(status=status, message=message, headers=headers)
 
     @classmethod
-    def hang(cls, seconds: float) -> "Reply":
+    def hang(cls, seconds: float) -> Reply:
         return cls(hang_seconds=seconds, contents=["(too late)"])
 
 
@@ -59,14 +60,14 @@ def scripted(*replies: Reply) -> Responder:
 class OpenAIServer:
     """``with OpenAIServer(responder) as server: ... server.base_url ... server.requests``."""
 
-    def __init__(self, responder: Responder, *, api_key: Optional[str] = None) -> None:
+    def __init__(self, responder: Responder, *, api_key: str | None = None) -> None:
         self.responder = responder
         self.api_key = api_key  # when set, other keys get HTTP 401 like the real API
         self.requests: list[dict[str, Any]] = []
         self.request_times: list[float] = []
         self.auth_headers: list[str] = []
-        self._server: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
@@ -77,7 +78,7 @@ class OpenAIServer:
     def chat_requests(self) -> list[dict[str, Any]]:
         return [body for body in self.requests if "messages" in body]
 
-    def __enter__(self) -> "OpenAIServer":
+    def __enter__(self) -> OpenAIServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="openai-test-server", daemon=True)
@@ -123,7 +124,7 @@ def _make_handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                 return
             self._send(200, _completion(body, reply), reply.headers)
 
-        def _send(self, status: int, payload: dict[str, Any], headers: Optional[dict[str, str]] = None) -> None:
+        def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
             data = json.dumps(payload).encode("utf-8")
             try:
                 self.send_response(status)

@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import random
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PER_LENGTH = (3, 6, 9, 11, 12, 12, 12, 20)  # as rule_examples: the longest length is held out
