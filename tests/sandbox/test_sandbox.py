@@ -168,3 +168,12 @@ def test_after_tampering_the_worker_is_replaced() -> None:
     assert result.stage == "exec" and "changed the interpreter" in result.error
     assert sandbox.workers_started == before + 1
     assert_good_run(sandbox)
+
+
+def test_a_worker_without_prewarm_passes_its_first_good_job() -> None:
+    """The host runtime's lazy BLAS lookup used to happen inside the first job, and the worker's
+    integrity check took it for tampering; the prewarm hid it. The worker now fills it first."""
+    with open_sandbox("process", prewarm=False) as box:
+        result = box.run(make_job(REVERSE, "first"))
+    assert result.ok, result.error
+    assert result.model_outputs == [list(reversed(x)) for x in INPUTS]
