@@ -106,7 +106,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--conn", default="sort", help="a CoNN in --out (default sort)")
-    parser.add_argument("--out", default=str(REPO / "tests" / "fixtures" / "library"), help="library (default: the tracked fixture library)")
+    parser.add_argument("--out", default=str(REPO / "tests" / "fixtures" / "library"),
+                        help="library (default: the tracked fixture library)")
     parser.add_argument("--file-inputs", type=int, default=1000, help="lines in the --input-file case")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -95,7 +95,8 @@ def test_bench_records_a_bad_task_file_as_that_task_failing_and_goes_on(tmp_path
     suite.mkdir()
     shutil.copy(REPO / "rule_examples" / "copy.jsonl", suite / "copy.jsonl")
     (suite / "broken.jsonl").write_text('{"input": ["a"], "output": \n')
-    result = autoconn("bench", str(suite), "--inducer", "search", "--sandbox", "process", "--budget", "60", "--json", cwd=tmp_path)
+    result = autoconn("bench", str(suite), "--inducer", "search", "--sandbox", "process", "--budget", "60", "--json",
+                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = {row["task"]: row for row in json.loads(result.stdout)["tasks"]}
     assert rows["broken"]["solved"] is False and "not valid JSON" in rows["broken"]["reason"]

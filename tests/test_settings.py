@@ -31,7 +31,8 @@ def clean_env(**values: str) -> dict[str, str]:
 def test_defaults_when_nothing_is_set():
     chosen = load(clean_env())
     assert chosen.model is None and chosen.base_url is None and chosen.api_key is None
-    assert (chosen.llm_timeout, chosen.llm_retries, chosen.llm_samples, chosen.llm_max_tokens, chosen.llm_fewshot) == (120.0, 4, 4, 4096, 3)
+    assert (chosen.llm_timeout, chosen.llm_retries, chosen.llm_samples, chosen.llm_max_tokens,
+            chosen.llm_fewshot) == (120.0, 4, 4, 4096, 3)
     assert chosen.llm_temperature is None and chosen.sandbox_image == "autoconn-sandbox:latest"
 
 
@@ -42,7 +43,8 @@ def test_every_variable_is_read_and_parsed():
                             AUTOCONN_SANDBOX_IMAGE="mine:1", AUTOCONN_CACHE_DIR="/tmp/c"))
     assert chosen.model == "m" and chosen.base_url == "http://localhost:8000/v1" and chosen.api_key == Secret(KEY)
     assert (chosen.llm_timeout, chosen.llm_retries, chosen.llm_samples, chosen.llm_temperature) == (7.5, 0, 6, 0.3)
-    assert (chosen.llm_max_tokens, chosen.llm_fewshot, chosen.sandbox_image, chosen.cache_dir) == (99, 0, "mine:1", Path("/tmp/c"))
+    assert (chosen.llm_max_tokens, chosen.llm_fewshot, chosen.sandbox_image,
+            chosen.cache_dir) == (99, 0, "mine:1", Path("/tmp/c"))
 
 
 def test_an_empty_variable_counts_as_unset():
@@ -74,7 +76,8 @@ def test_every_bad_value_is_reported_at_once():
 
 
 def test_flags_win_over_the_environment_and_are_checked_by_the_same_rules():
-    chosen = load(clean_env(AUTOCONN_MODEL="env-model", AUTOCONN_LLM_SAMPLES="6")).with_flags(model="flag-model", llm_samples=None)
+    chosen = load(clean_env(AUTOCONN_MODEL="env-model", AUTOCONN_LLM_SAMPLES="6")).with_flags(
+        model="flag-model", llm_samples=None)
     assert chosen.model == "flag-model" and chosen.llm_samples == 6  # None: the flag was not given
     with pytest.raises(SettingsError, match=r"--base-url='ftp://x' is not an http\(s\) URL"):
         chosen.with_flags(base_url="ftp://x")
@@ -118,7 +121,8 @@ def test_every_setting_and_test_hook_is_documented_in_the_readme():
     documented = set(re.findall(r"`((?:AUTOCONN|OPENAI)_[A-Z_]+)[`=]", section))
     in_code = {v.name for v in VARIABLES} | set(TEST_HOOKS)
     assert documented == in_code
-    hooks = set(re.findall(r"environ\.get\(\"(AUTOCONN_[A-Z_]+)\"", (REPO / "autoconn" / "faults.py").read_text(encoding="utf-8")))
+    hooks = set(re.findall(r"environ\.get\(\"(AUTOCONN_[A-Z_]+)\"",
+                           (REPO / "autoconn" / "faults.py").read_text(encoding="utf-8")))
     assert hooks and hooks <= set(TEST_HOOKS)
 
 

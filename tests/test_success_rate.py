@@ -26,12 +26,14 @@ pytestmark = pytest.mark.slow
 
 SUITES = {
     "rule_examples": (REPO / "rule_examples", REPO / "tests" / "baselines" / "search.json"),
-    "interpbench-dev": (REPO.parent / "shared" / "suites" / "interpbench-dev", REPO / "tests" / "baselines" / "interpbench-dev.json"),
+    "interpbench-dev": (REPO.parent / "shared" / "suites" / "interpbench-dev",
+                        REPO / "tests" / "baselines" / "interpbench-dev.json"),
 }
 
 
 def bench(directory: Path, tasks: list[str], budget: float, cwd: Path) -> dict[str, Any]:
-    args = [sys.executable, "-m", "autoconn.cli", "bench", str(directory), "--inducer", "search", "--budget", str(budget), "--json"]
+    args = [sys.executable, "-m", "autoconn.cli", "bench", str(directory), "--inducer", "search",
+            "--budget", str(budget), "--json"]
     for task in tasks:
         args += ["--task", task]
     result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=3000)

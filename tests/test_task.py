@@ -78,14 +78,16 @@ def test_split_is_deterministic_and_holds_out_longest(make_task):
 
 def test_a_file_too_small_for_three_sets_says_how_many_to_add(make_task):
     task = load_task(make_task(GOOD[:4] + [{"input": list("cc"), "output": list("cc")}]))
-    with pytest.raises(SplitError, match=r"holds 5 distinct example\(s\).*need at least 8(.|\n)*add 3 more.*--oracle.*--no-sealed"):
+    with pytest.raises(SplitError,
+                       match=r"holds 5 distinct example\(s\).*need at least 8(.|\n)*add 3 more.*--oracle.*--no-sealed"):
         split_task(task)
     without = split_task(task, sealed=False)  # --no-sealed, or an oracle gives the verdict
     assert not without.sealed and without.validation and without.induction
 
 
 def test_split_single_length_still_holds_out(make_task):
-    task = load_task(make_task(GOOD[:2] + [{"input": list("cc"), "output": list("cc")}, {"input": list("bb"), "output": list("bb")},
+    task = load_task(make_task(GOOD[:2] + [{"input": list("cc"), "output": list("cc")},
+                                            {"input": list("bb"), "output": list("bb")},
                                             {"input": list("ba"), "output": list("ab")}]))
     split = split_task(task, sealed=False)
     assert split.validation and len(split.induction) >= 2
@@ -117,7 +119,8 @@ BAD_CASES = [
     ("int_40_digits", [*GOOD, {"input": [10 ** 39], "output": ["a"]}], 5, "integers must be below 2**31"),
     ("int_5000_digits", [*GOOD, '{"input": [' + "9" * 5000 + '], "output": ["a"]}'], 5, "cannot be read"),
     ("nested_deep", [*GOOD, '{"input": ' + "[" * 40_000 + "]" * 40_000 + ', "output": 1}'], 5, "lists deep"),
-    ("objects_deep", [*GOOD, '{"input": ["a"], "output": ' + '{"a": ' * 12_000 + "1" + "}" * 12_000 + "}"], 5, "nested too deeply"),
+    ("objects_deep", [*GOOD, '{"input": ["a"], "output": ' + '{"a": ' * 12_000 + "1" + "}" * 12_000 + "}"],
+     5, "nested too deeply"),
     ("ambiguous_string_output", [*GOOD, {"input": "abc", "output": "cba"}], 5, "as long as the input string"),
 ]
 
@@ -163,7 +166,8 @@ def test_u2028_inside_a_token_is_part_of_the_token(make_task):
 
 
 @pytest.mark.parametrize("limit,rows,message", [
-    (["examples=5"], GOOD * 1 + [{"input": list(w), "output": list(w)[::-1]} for w in ("aa", "bb", "cc")], "more than 5 examples"),
+    (["examples=5"], GOOD * 1 + [{"input": list(w), "output": list(w)[::-1]} for w in ("aa", "bb", "cc")],
+     "more than 5 examples"),
     (["max-seq-len=4"], GOOD, "max_seq_len 6 is over the limit of 4"),
     (["output-values=2"], GOOD, "distinct output values, over the limit of 2"),
     (["line-bytes=20"], GOOD, "bytes, over the limit of 20"),
@@ -195,7 +199,8 @@ def test_default_limits_stop_a_huge_line_and_too_many_examples_fast(tmp_path: Pa
 
 def test_a_bad_limit_flag_is_a_usage_error(tmp_path: Path, make_task):
     result = CliRunner().invoke(app, ["induce", str(make_task(GOOD)), "--limit", "lines=3"])
-    assert result.exit_code == 2 and "use NAME=N with NAME one of line-bytes, examples, output-values, max-seq-len" in result.output
+    assert (result.exit_code == 2
+            and "use NAME=N with NAME one of line-bytes, examples, output-values, max-seq-len" in result.output)
 
 
 def test_fractional_tokens_are_categorical_values(make_task):

@@ -17,7 +17,8 @@ from autoconn.conn.compile import compile_program, default_settings, model_size
 from autoconn.conn.runtime import ConnRuntime
 from tests.conn import programs
 
-SOURCE = "from tracr.rasp import rasp\nprogram = rasp.SelectorWidth(rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.TRUE))\n"
+SOURCE = ("from tracr.rasp import rasp\n"
+          "program = rasp.SelectorWidth(rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.TRUE))\n")
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,10 @@ def numerical_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "spec": runtime.spec.to_json(),
             "verified": {"how": "oracle", "max_length": 8, "compiled_max_seq_len": 8, "held_out": True, "sealed": None,
                          "validation_revealed": 0,
-                         "oracle": {"lengths": [{"length": n, "inputs": 3 ** n, "correct": 3 ** n, "exhaustive": True} for n in range(1, 9)],
+                         "oracle": {"lengths": [{"length": n, "inputs": 3 ** n, "correct": 3 ** n, "exhaustive": True}
+                                                for n in range(1, 9)],
                                     "inputs": sum(3 ** n for n in range(1, 9)), "exhaustive_lengths": list(range(1, 9))}},
-            "provenance": {"inducer": "hand-written", "attempts": 1, "seconds": 0.5}, "task": {"path": "t.jsonl", "sha256": "0" * 64}}
+            "provenance": {"inducer": "hand-written", "attempts": 1, "seconds": 0.5},
+            "task": {"path": "t.jsonl", "sha256": "0" * 64}}
     Library(root).write("frac_prevs", SOURCE, meta, runtime=runtime)
     return root

@@ -138,7 +138,8 @@ def test_cli_export_and_bad_usage(tmp_path: Path):
     ok = runner.invoke(app, ["export", "parity", "--to", str(tmp_path / "p"), "--out", str(LIBRARY)])
     assert ok.exit_code == 0, ok.output
     assert (tmp_path / "p" / "model.safetensors").exists() and (tmp_path / "p" / "config.json").exists()
-    tl = runner.invoke(app, ["export", "parity", "--to", str(tmp_path / "t"), "--format", "transformer-lens", "--out", str(LIBRARY)])
+    tl = runner.invoke(app, ["export", "parity", "--to", str(tmp_path / "t"), "--format", "transformer-lens",
+                             "--out", str(LIBRARY)])
     assert tl.exit_code == 0 and (tmp_path / "t" / "hooked_transformer.safetensors").exists()
     assert runner.invoke(app, ["export", "nope", "--to", str(tmp_path / "n"), "--out", str(LIBRARY)]).exit_code == 2
     assert runner.invoke(app, ["export", "parity", "--to", str(tmp_path / "n"), "--format", "onnx"]).exit_code == 2

@@ -47,6 +47,7 @@ def test_the_innermost_operand_start_wins_and_longer_starts_beat_their_suffixes(
 
 
 def test_custom_trigger_and_space_split():
-    rule = GateRule("any", build_spec("any", [False, True], "broadcast", FusionOverrides(operand_start="ANY[", trigger="] ->")), 8)
+    rule = GateRule("any", build_spec("any", [False, True], "broadcast",
+                                      FusionOverrides(operand_start="ANY[", trigger="] ->")), 8)
     assert decide("ANY[False True] ->", [rule]) == Fire("any", "False True", (False, True))
     assert decide("ANY[False True]", [rule]) is None

@@ -70,7 +70,8 @@ def test_a_prompt_ending_in_a_trigger_is_answered_before_the_first_request(conns
         result = fuse_chat(endpoint(server), conns, "sort(4132)=")
         sent = server.chat_requests()
     assert result.completion == "1234 is sorted." and result.spans == (Span(0, 4, "sort"),) and result.rounds == 1
-    assert sent[0]["messages"][-2:] == [{"role": "assistant", "content": "1234"}, {"role": "user", "content": CONTINUE_INSTRUCTION}]
+    assert sent[0]["messages"][-2:] == [{"role": "assistant", "content": "1234"},
+                                        {"role": "user", "content": CONTINUE_INSTRUCTION}]
 
 
 def test_rounds_are_bounded(conns: list[FusedConn]):

@@ -43,7 +43,8 @@ def test_too_long_operand_falls_back_to_the_lm_and_says_why(lm: BigramLM, librar
     operand = "1" * (sort.max_seq_len + 1)
     result = fuse_decode_one(lm, [sort], f"sort({operand})=", max_new_chars=10)
     assert result.completion == "0" and result.spans == ()
-    assert result.fallbacks == (Fallback(0, "sort", f"operand has {sort.max_seq_len + 1} tokens; sort is proven on at most {sort.max_seq_len}"),)
+    assert result.fallbacks == (
+        Fallback(0, "sort", f"operand has {sort.max_seq_len + 1} tokens; sort is proven on at most {sort.max_seq_len}"),)
     longest = fuse_decode_one(lm, [sort], f"sort({operand[1:]})=", max_new_chars=40)
     assert longest.spans == (Span(0, sort.max_seq_len, "sort"),)
 

@@ -18,7 +18,8 @@ from tests.support.openai_server import OpenAIServer, Reply
 pytestmark = pytest.mark.slow
 
 COUNT_B = [{"name": "count_b", "description": "number of b tokens, at every position"}] + [
-    {"input": list(w), "output": w.count("b")} for w in ["a", "b", "ab", "bb", "aba", "bbb", "abba", "baab", "bbbab", "aabab", "babbba"]]
+    {"input": list(w), "output": w.count("b")}
+    for w in ["a", "b", "ab", "bb", "aba", "bbb", "abba", "baab", "bbbab", "aabab", "babbba"]]
 
 
 def test_bench_with_the_llm_reports_calls_and_tokens_per_task(tmp_path: Path):
@@ -34,7 +35,8 @@ def test_bench_with_the_llm_reports_calls_and_tokens_per_task(tmp_path: Path):
 
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AUTOCONN_"))}
     with OpenAIServer(respond) as server:
-        result = subprocess.run([sys.executable, "-m", "autoconn.cli", "bench", str(tasks), "--inducer", "llm", "--sandbox", "process",
+        result = subprocess.run([sys.executable, "-m", "autoconn.cli", "bench", str(tasks),
+                                 "--inducer", "llm", "--sandbox", "process",
                                  "--model", "bench-model", "--base-url", server.base_url, "--samples", "2",
                                  "--budget", "60", "--max-attempts", "4", "--json"],
                                 cwd=tmp_path, capture_output=True, text=True, env=environment, timeout=600)

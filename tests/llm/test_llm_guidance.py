@@ -50,7 +50,8 @@ def words(vocab: list[Any], lengths: range, count: int, seed: int = RNG_SEED) ->
 
 
 def inducer_for(server: OpenAIServer, library: Path, **settings: Any) -> LLMInducer:
-    config = EndpointConfig(model="test-model", base_url=server.base_url, api_key=Secret("sk-test"), max_retries=0, timeout_seconds=30)
+    config = EndpointConfig(model="test-model", base_url=server.base_url, api_key=Secret("sk-test"),
+                            max_retries=0, timeout_seconds=30)
     return LLMInducer(ChatEndpoint(config), LLMSettings(library_dir=str(library), **({"samples": 1} | settings)))
 
 
@@ -70,7 +71,8 @@ def demo_inputs(block: str) -> list[list[Any]]:
             for line in section.splitlines() if " -> " in line]
 
 
-def propose_once(server: OpenAIServer, library: Path, task_path: Path, feedback: list[Feedback] = (), **settings: Any) -> LLMInducer:
+def propose_once(server: OpenAIServer, library: Path, task_path: Path, feedback: list[Feedback] = (),
+                 **settings: Any) -> LLMInducer:
     task = load_task(task_path)
     split = split_task(task)
     inducer = inducer_for(server, library, **settings)
@@ -208,7 +210,8 @@ def test_compile_and_evaluate_errors_are_named_by_rule_with_where(tmp_path: Path
 
 def test_compiler_error_text_loses_object_addresses_and_names_the_rule(tmp_path: Path, library: Path, length_task: Path):
     composite = Feedback(source=SELECTS_SEVERAL, stage="compile", message=(
-        "TypeError: Compiling composite Selectors is not supported. Got a <tracr.rasp.rasp.SelectorOr object at 0x7f62a1b2c3d0>."))
+        "TypeError: Compiling composite Selectors is not supported. "
+        "Got a <tracr.rasp.rasp.SelectorOr object at 0x7f62a1b2c3d0>."))
     numerical_map = Feedback(source=WRONG_BY_ONE, stage="compile", message=(
         "NotImplementedError: Unsupported RASP expressions: sequence_map: (Non-linear) SequenceMap only supports "
         "categorical inputs/outputs."))
@@ -281,7 +284,8 @@ def test_examples_cover_every_induction_length_without_duplicates(tmp_path: Path
 # -- validation counterexamples shown, held-out (verify) and sealed never --------------------
 
 def test_validation_counterexamples_are_shown_and_heldout_ones_are_not(tmp_path: Path, library: Path, length_task: Path):
-    validation = Feedback(source=WRONG_BY_ONE, stage="validate", message="right on the induction examples, wrong on 2 of 6 validation examples",
+    validation = Feedback(source=WRONG_BY_ONE, stage="validate",
+                          message="right on the induction examples, wrong on 2 of 6 validation examples",
                           counterexamples=(Counterexample(("a", "b", "b", "a", "b", "a", "b", "b", "a"), (9,) * 9, (10,) * 9),))
     heldout = Feedback(source=WRONG_BY_ONE.replace("n + 1", "n + 3"), stage="verify", message="wrong on 3 of 8 held-out examples",
                        counterexamples=(Counterexample(("b",) * 9, (9,) * 9, (12,) * 9),))
@@ -311,7 +315,8 @@ def test_sealed_examples_never_reach_the_model(tmp_path: Path, length_task: Path
 
 # -- 7. the primer says what lib helpers compute --------------------------------------------
 
-def test_primer_explains_lib_helpers_and_the_task_gives_make_sort_its_max_seq_len(tmp_path: Path, library: Path, length_task: Path):
+def test_primer_explains_lib_helpers_and_the_task_gives_make_sort_its_max_seq_len(
+        tmp_path: Path, library: Path, length_task: Path):
     with OpenAIServer(scripted(Reply.text(NO_CODE))) as server:
         propose_once(server, library, length_task)
     request = server.chat_requests()[0]
@@ -347,7 +352,8 @@ def test_max_tokens_and_temperature_are_sent_and_recorded(tmp_path: Path, length
     assert first["max_tokens"] == 1234 and first["temperature"] == 0.2  # one sample: near-greedy
     assert second["max_tokens"] == 777 and second["temperature"] == 0.8 and second["n"] == 4
     settings = summary["inducer_usage"]["llm"]["settings"]
-    assert settings["max_tokens"] == 1234 and settings["temperature"] == 0.2 and settings["temperature_source"] == "default for samples"
+    assert (settings["max_tokens"] == 1234 and settings["temperature"] == 0.2
+            and settings["temperature_source"] == "default for samples")
     assert env_summary["inducer_usage"]["llm"]["settings"]["max_tokens"] == 777
     saved = json.loads(next((tmp_path / "runs" / summary["run_id"] / "llm").glob("*.json")).read_text())
     assert saved[0]["request"] == {"n": 1, "temperature": 0.2, "max_tokens": 1234}

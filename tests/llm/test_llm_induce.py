@@ -95,7 +95,8 @@ def test_correct_answer_is_verified_with_primer_and_library_examples(tmp_path: P
     assert "rasp.SelectorWidth" in user and "Found by" not in user and "Found by" in length_source
     assert_no_sealed_example_sent(server, length_task)
     registered = json.loads((library / "count_tokens" / "conn.json").read_text())
-    assert registered["provenance"]["inducer"] == "llm" and registered["verified"]["sealed"]["correct"] == len(split_task(load_task(length_task)).sealed)
+    assert (registered["provenance"]["inducer"] == "llm"
+            and registered["verified"]["sealed"]["correct"] == len(split_task(load_task(length_task)).sealed))
 
 
 def test_wrong_program_then_repair_from_counterexamples(tmp_path: Path, length_task: Path):
@@ -109,7 +110,8 @@ def test_wrong_program_then_repair_from_counterexamples(tmp_path: Path, length_t
     assert repair["messages"][-2] == {"role": "assistant", "content": f"```python\n{WRONG_CONSTANT.strip()}\n```"}
     turn = repair["messages"][-1]["content"]
     assert "rejected at the check stage" in turn and "Counterexamples:" in turn
-    assert "expected 1, your program gave 3" in turn  # the shortest counterexample, with what it got (one value: a broadcast task)
+    # the shortest counterexample, with what it got (one value: a broadcast task)
+    assert "expected 1, your program gave 3" in turn
     assert_no_sealed_example_sent(server, length_task)
     transcripts = sorted((tmp_path / "runs" / summary["run_id"] / "llm").glob("*.json"))
     assert len(transcripts) == 2  # one per round, for a person reading the run
@@ -162,7 +164,8 @@ getattr(__builtins__, "__im" + "port__")("os").system("touch {marker}")
     events = [json.loads(line) for line in Path(tmp_path / summary["run_log"]).read_text().splitlines()]
     rejected = [e for e in events if e["event"] == "check" and not e["ok"]]
     assert len(rejected) == 2 and all(e["stage"] in ("screen", "exec") for e in rejected)
-    assert "screen" in server.chat_requests()[1]["messages"][-1]["content"] or "exec" in server.chat_requests()[1]["messages"][-1]["content"]
+    assert ("screen" in server.chat_requests()[1]["messages"][-1]["content"]
+            or "exec" in server.chat_requests()[1]["messages"][-1]["content"])
 
 
 def test_rate_limit_is_retried(tmp_path: Path, length_task: Path):
@@ -218,8 +221,10 @@ def test_smallest_verified_sample_wins_and_the_library_teaches_the_next_task(tmp
     program = (tmp_path / summary["program"]).read_text()
     assert "length_again" not in program and '.named("length")' in program
     # The registered CoNN is now a demonstration for a related task.
-    related = write_jsonl(tmp_path / "count_b.jsonl", [{"name": "count_b", "description": "number of b tokens, at every position"}] + [
-        {"input": list(w), "output": w.count("b")} for w in ["a", "b", "ab", "bb", "aba", "bbb", "abba", "baab", "bbbab", "aabab", "babbba"]])
+    related = write_jsonl(tmp_path / "count_b.jsonl",
+                          [{"name": "count_b", "description": "number of b tokens, at every position"}] + [
+                              {"input": list(w), "output": w.count("b")}
+                              for w in ["a", "b", "ab", "bb", "aba", "bbb", "abba", "baab", "bbbab", "aabab", "babbba"]])
     with OpenAIServer(scripted(Reply.text("no idea"))) as server:
         induce(server, related, tmp_path, "--max-attempts", "1", env={"AUTOCONN_LLM_RETRIES": "0"})
     user = server.chat_requests()[0]["messages"][1]["content"]

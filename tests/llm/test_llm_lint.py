@@ -22,16 +22,21 @@ def test_right_programs_pass_the_lint(path: Path):
 
 @pytest.mark.parametrize("source, rule", [
     (H + "n = rasp.length\nprogram = rasp.Map(lambda x: x, rasp.tokens)\n", 12),
-    (H + "s = rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.EQ)\nt = s | rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LT)\n"
+    (H + "s = rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.EQ)\n"
+         "t = s | rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LT)\n"
          "program = rasp.SelectorWidth(t)\n", 6),
-    (H + "s = rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.EQ) & rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LT)\n"
+    (H + "s = rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.EQ)"
+         " & rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LT)\n"
          "program = rasp.SelectorWidth(s)\n", 6),
-    (H + "a = rasp.numerical(rasp.Map(lambda t: 1, rasp.tokens))\nprogram = rasp.SequenceMap(lambda x, y: x + y, a, rasp.indices)\n", 5),
+    (H + "a = rasp.numerical(rasp.Map(lambda t: 1, rasp.tokens))\n"
+         "program = rasp.SequenceMap(lambda x, y: x + y, a, rasp.indices)\n", 5),
     (H + "m = rasp.SequenceMap(lambda x, y: x, rasp.tokens, rasp.indices)\nprogram = rasp.numerical(m)\n", 5),
-    (H + "a = rasp.numerical(rasp.Map(lambda t: 1, rasp.tokens))\nprogram = rasp.SelectorWidth(rasp.Select(a, rasp.indices, rasp.Comparison.EQ))\n", 1),
+    (H + "a = rasp.numerical(rasp.Map(lambda t: 1, rasp.tokens))\n"
+         "program = rasp.SelectorWidth(rasp.Select(a, rasp.indices, rasp.Comparison.EQ))\n", 1),
     (H + "program = rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.EQ), rasp.tokens, default=0)\n", 2),
     (H + "x = rasp.Map(lambda t: 1, rasp.tokens)\n"
-         "program = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ), x, default=0))\n", 3),
+         "program = rasp.numerical(rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ),"
+         " x, default=0))\n", 3),
     (H + "x = rasp.numerical(rasp.Map(lambda t: 1, rasp.tokens))\n"
          "program = rasp.Aggregate(rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ), x)\n", 7),
     (H + "program = rasp.Map(lambda i: i, rasp.indices)\n", 13),
@@ -61,7 +66,8 @@ def test_lint_never_runs_the_code(tmp_path: Path):
 
 
 def test_addresses_are_stripped_and_type_slips_told_apart():
-    text = clean("TypeError: Compiling composite Selectors is not supported. Got a <tracr.rasp.rasp.SelectorOr object at 0x7f62a1b2c3d0>.")
+    text = clean("TypeError: Compiling composite Selectors is not supported. "
+                 "Got a <tracr.rasp.rasp.SelectorOr object at 0x7f62a1b2c3d0>.")
     assert text == "TypeError: Compiling composite Selectors is not supported. Got a SelectorOr."
     slip = (Counterexample(("a", "b"), (0, 1), (False, True)),)
     assert type_slip(slip) == "bool instead of int"

@@ -56,7 +56,8 @@ def failure(stage: str, n_counter: int = 0, source: str = "s") -> Feedback:
 
 
 def test_repair_chain_keeps_the_most_advanced_failure_of_each_round():
-    feedback = [failure("compile", source="r1a"), failure("check", 3, "r1b"), failure("screen", source="r2a"), failure("check", 1, "r2b")]
+    feedback = [failure("compile", source="r1a"), failure("check", 3, "r1b"),
+                failure("screen", source="r2a"), failure("check", 1, "r2b")]
     chain = repair_chain(feedback, round_size=2, turns=2)
     assert [f.source for f in chain] == ["r1b", "r2b"]
     assert [f.source for f in repair_chain(feedback, round_size=2, turns=1)] == ["r2b"]
@@ -104,6 +105,7 @@ def test_program_body_strips_only_the_library_header():
 
 def test_conversation_replays_failures_as_turns():
     task = load_task(REPO / "rule_examples" / "count_a.jsonl")
-    messages = conversation(task, task.examples[:5], [], [failure("check", 1, CODE)], max_examples=40, round_size=1, repair_turns=2)
+    messages = conversation(task, task.examples[:5], [], [failure("check", 1, CODE)],
+                            max_examples=40, round_size=1, repair_turns=2)
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert CODE.strip() in messages[2]["content"] and "check stage" in messages[3]["content"]

@@ -80,7 +80,8 @@ def test_a_lint_rejection_comes_back_as_feedback_and_the_next_request_lists_it(t
     assert "rule 12" in proposal.rejected[0].message
     assert proposal.usage["lint_rejected"] == 1 and proposal.usage["calls"] == 2 and len(proposal.transcript) == 2
     assert proposal.transcript[0]["lint"] == [proposal.rejected[0].message]
-    assert second_request[-2]["content"] == f"```python\n{USES_LENGTH.strip()}\n```" and "lint stage" in second_request[-1]["content"]
+    assert (second_request[-2]["content"] == f"```python\n{USES_LENGTH.strip()}\n```"
+            and "lint stage" in second_request[-1]["content"])
 
 
 def test_nothing_is_kept_between_calls(tmp_path: Path, task: Task):

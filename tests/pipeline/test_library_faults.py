@@ -94,7 +94,8 @@ def test_a_replace_killed_halfway_leaves_one_whole_entry_listed(tmp_path: Path, 
     assert_valid_library(tmp_path / "lib", {"length"})
     kept = library.get("length").meta["source_sha256"]
     assert kept in (old, library.get("length").meta["source_sha256"])
-    resumed = autoconn("induce", "--resume", run_id_of(tmp_path, "runs2"), "--runs-dir", "runs2", "--json", "--quiet", cwd=tmp_path)
+    resumed = autoconn("induce", "--resume", run_id_of(tmp_path, "runs2"), "--runs-dir", "runs2", "--json", "--quiet",
+                       cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "length_v2" in (tmp_path / "lib" / "length" / "program.py").read_text()
     assert_valid_library(tmp_path / "lib", {"length"})

@@ -15,7 +15,8 @@ from tests.conn import programs
 def mlp_first() -> rasp.SOp:
     """First block an MLP, then an attention head: exercises assemble's slot skipping."""
     shifted = rasp.categorical(rasp.Map(lambda i: i + 1, rasp.indices)).named("next_index")
-    return rasp.categorical(rasp.Aggregate(rasp.Select(rasp.indices, shifted, rasp.Comparison.EQ), rasp.tokens)).named("prev_token")
+    return rasp.categorical(rasp.Aggregate(rasp.Select(rasp.indices, shifted, rasp.Comparison.EQ),
+                                           rasp.tokens)).named("prev_token")
 
 
 CASES = {

@@ -18,7 +18,8 @@ OK_SOURCES = {
     "comparison_and_select": "from tracr.rasp import rasp\nsel = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ)\n"
                              "program = rasp.SelectorWidth(sel)\n",
     "lambda_predicate_and_print": "from tracr.rasp import rasp\nprint('hi')\n"
-                                  "program = rasp.Aggregate(rasp.Select(rasp.tokens, rasp.tokens, lambda k, q: k == q), rasp.tokens)\n",
+                                  "program = rasp.Aggregate(rasp.Select(rasp.tokens, rasp.tokens, lambda k, q: k == q),"
+                                  " rasp.tokens)\n",
     "type_hint_from_rasp": "from tracr.rasp import rasp\nx: rasp.SOp = rasp.tokens\nprogram = x\n",
 }
 
