@@ -223,3 +223,10 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "sandbox_image": _image,
     "cache_dir": lambda name, raw: Path(raw.strip()).expanduser(),
 }
+
+
+def prefer_ray_token_auth() -> None:
+    """Ray's own RAY_AUTH_MODE: a cluster made with `ray start` (Ray 2.60) refuses drivers without its
+    token, which Ray sends only in token mode; set it when the token file exists and the user chose nothing."""
+    if "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
 import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from autoconn.faults import kill_at_task
 
 ENTRY_FILES = ("program.py", "conn.json", "weights.npz", "graph.json")
 
@@ -75,21 +76,6 @@ def local_copy(original: str, text: str, scratch: Path, name: str) -> str:
     return str(copy)
 
 
-def kill_once(key: str) -> None:
-    """Fault hook for the retry tests: with AUTOCONN_KILL_AT=bench:KEY, a worker reaching task
-    KEY's first pipeline event SIGKILLs itself, every time; with AUTOCONN_KILL_ONCE=FILE as well,
-    only the first one (the one that creates FILE), so the retry lives."""
-    if os.environ.get("AUTOCONN_KILL_AT") != f"bench:{key}":
-        return
-    marker = os.environ.get("AUTOCONN_KILL_ONCE")
-    if marker:
-        try:
-            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
 def induce_one(job: TaskJob, sandbox: Any, scratch: Path | None = None) -> TaskResult:
     """Induces one task into a private scratch library with an open (shared, not closed) sandbox
     and returns the summary and the entry's files. Known input errors become `error`, not raises."""
@@ -119,7 +105,7 @@ def induce_one(job: TaskJob, sandbox: Any, scratch: Path | None = None) -> TaskR
     except (TaskError, OracleError, RequestError, FusionSpecError, InducerUnavailable) as error:
         return failed(f"bad task file: {error}")
     try:
-        summary = start_run(prepared, sandbox=sandbox, on_event=lambda kind, data: kill_once(job.key)).summary()
+        summary = start_run(prepared, sandbox=sandbox, on_event=lambda kind, data: kill_at_task(job.key)).summary()
     except (TaskError, OracleError, LibraryError, InducerUnavailable) as error:
         return failed(f"{type(error).__name__}: {error}")
     task_name = prepared.task.name

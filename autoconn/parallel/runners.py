@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autoconn.faults import forwarded_hooks
 from autoconn.parallel.jobs import TaskJob, TaskResult, induce_one
+from autoconn.settings import prefer_ray_token_auth
 
 MAX_RETRIES = 1
 
@@ -153,8 +155,8 @@ class RayRunner:
         stdout goes to stderr: Ray prints its workers' deaths there, and stdout is for results."""
         if self.address and self.address != "auto":
             _reachable(self.address)
-        if self.address and "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").is_file():
-            os.environ["RAY_AUTH_MODE"] = "token"  # a `ray start` cluster wants its token; read before ray is imported
+        if self.address:
+            prefer_ray_token_auth()  # a `ray start` cluster wants its token; read before ray is imported
         import ray
 
         self._quiet.enter_context(contextlib.redirect_stdout(sys.stderr))
@@ -227,6 +229,5 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
 
 def _runtime_env() -> dict[str, Any]:
     """The driver's fault-injection switches reach the workers (tests only; empty otherwise)."""
-    names = ("AUTOCONN_KILL_AT", "AUTOCONN_KILL_ONCE")
-    env = {name: os.environ[name] for name in names if name in os.environ}
+    env = forwarded_hooks()
     return {"env_vars": env} if env else {}
