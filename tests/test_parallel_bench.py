@@ -21,7 +21,7 @@ import pytest
 from filelock import FileLock
 
 from autoconn.conn.artifact import Library
-from tests.conftest import REPO
+from tests.conftest import FIXTURE_LIBRARY, REPO
 
 pytestmark = pytest.mark.slow
 
@@ -151,7 +151,7 @@ def _write_entries(root: str, prefix: str, count: int, source_dir: str, ready: s
 
 
 def test_the_library_lock_serialises_writers_in_different_processes(tmp_path: Path):
-    root, entry = tmp_path / "lib", str(REPO / "generated_conns" / "copy")
+    root, entry = tmp_path / "lib", str(FIXTURE_LIBRARY / "copy")
     context = multiprocessing.get_context("spawn")
     writers = [context.Process(target=_write_entries, args=(str(root), prefix, 4, entry)) for prefix in ("a", "b")]
     for writer in writers:

@@ -21,7 +21,8 @@ from tests.conftest import REPO
 
 KEY = "sk-do-not-print-4f9c2e"
 READS_ENV = re.compile(r"os\.environ\.get\(|os\.getenv\(|os\.environ\[|environ\.get\(")
-TEST_HOOKS = ("AUTOCONN_KILL_AT", "AUTOCONN_KILL_ONCE", "AUTOCONN_NO_EXCHANGE", "AUTOCONN_FULL_BENCH")  # faults.py; the test suite
+# read by faults.py, and by the test suite
+TEST_HOOKS = ("AUTOCONN_KILL_AT", "AUTOCONN_KILL_ONCE", "AUTOCONN_NO_EXCHANGE", "AUTOCONN_FULL_BENCH")
 
 
 def clean_env(**values: str) -> dict[str, str]:
