@@ -19,14 +19,13 @@ from autoconn import settings
 from autoconn.checking import (
     CheckOutcome,
     check_source,
-    conn_metadata,
     display_graph,
     fusion_for_task,
+    register_checked,
 )
-from autoconn.conn.artifact import Library, LibraryEntry, LibraryError, check_name
-from autoconn.conn.compile import CompileSettings, default_settings
+from autoconn.conn.artifact import Library, check_name
+from autoconn.conn.compile import default_settings
 from autoconn.conn.verify import by_length, score_runtime
-from autoconn.faults import kill_point
 from autoconn.fusion.metadata import FusionSpecError
 from autoconn.inducers import make_inducers
 from autoconn.oracle import OracleDraw, OracleSpec, check_oracle, load_rule, make_draw
@@ -76,11 +75,15 @@ class PreparedRun:
     config: RunConfig
 
 
+def check_sandbox_kind(kind: str) -> None:
+    if kind not in SANDBOX_CHOICES:
+        raise RequestError(f"--sandbox {kind!r}: choose {', '.join(SANDBOX_CHOICES[:-1])} or {SANDBOX_CHOICES[-1]}")
+
+
 def prepare_run(request: RunRequest, *, check_oracle_with: Callable[[OracleSpec, Task], Any] = check_oracle) -> PreparedRun:
     """Every check that can fail before any search: flags, the task file and its three sets, the
     name, the library, the oracle, the fusion overrides, the program files."""
-    if request.sandbox not in SANDBOX_CHOICES:
-        raise RequestError(f"--sandbox {request.sandbox!r}: choose auto, docker or process")
+    check_sandbox_kind(request.sandbox)
     settings.load()  # a bad AUTOCONN_* / OPENAI_* variable is refused before any work, not when the sandbox opens
     if not math.isfinite(request.budget_seconds) or request.budget_seconds <= 0:
         raise RequestError(f"--budget {request.budget_seconds}: give a finite number of seconds above 0")
@@ -112,7 +115,12 @@ def prepare_run(request: RunRequest, *, check_oracle_with: Callable[[OracleSpec,
 def llm_options(llm: Mapping[str, Any], library_dir: str) -> dict[str, Any]:
     """The LLM flags a run records (never a key): the ones given, and where its demonstrations come
     from (the run's own library unless `library_dir` is given, as bench does with the user's)."""
-    return {"library_dir": str(library_dir)} | {k: v for k, v in llm.items() if v is not None and k != "api_key"}
+    return {"library_dir": str(library_dir)} | given_llm_flags(llm)
+
+
+def given_llm_flags(llm: Mapping[str, Any]) -> dict[str, Any]:
+    """The LLM flags the user gave (None: not given); a key is never recorded."""
+    return {k: v for k, v in llm.items() if v is not None and k != "api_key"}
 
 
 def run_context(config: RunConfig, *, on_event: EventSink | None = None, sandbox: Sandbox | None = None) -> RunContext:
@@ -153,33 +161,11 @@ def resume_run(run_id: str, *, runs_dir: str = "runs", force: bool = False, llm:
     if force:
         changes["force"] = True
     if llm:
-        changes["llm"] = dict(config.get("llm") or {}) | {k: v for k, v in llm.items() if v is not None and k != "api_key"}
+        changes["llm"] = dict(config.get("llm") or {}) | given_llm_flags(llm)
     config = RunConfig(**(dict(config) | changes))  # type: ignore[typeddict-item]
     Library(config["library_dir"]).check_writable()
     context = run_context(config, on_event=on_event, sandbox=sandbox)
     return run_graph(context, config, resume=True)
-
-
-def register_checked(library_dir: str, name: str, source: str, task: Task, settings: CompileSettings, *,
-                     size: Mapping[str, Any], spec: Mapping[str, Any], weights: str, verified: Mapping[str, Any],
-                     provenance: Mapping[str, Any], fusion: Mapping[str, Any] | None = None, force: bool = False,
-                     run_id: str | None = None, graph: dict[str, Any] | None = None,
-                     induction: dict[str, Any] | None = None) -> LibraryEntry:
-    """Writes a checked CoNN to the library in one transaction (program, conn.json, weights, graph):
-    the register node and `check --register` both come here."""
-    fusion_spec = fusion_for_task(name, task, fusion, output_values=spec.get("output_decoding")).to_json()
-    meta = conn_metadata(task, settings, dict(size), dict(spec), dict(verified), dict(provenance), fusion=fusion_spec)
-    if induction is not None:
-        meta["induction"] = induction
-    kill_point("register:before-write")
-    try:
-        return Library(library_dir).write(name, source, meta, weights_file=weights, force=force, run_id=run_id, graph=graph)
-    except LibraryError as error:
-        if run_id is None:
-            raise
-        # the verdict stays checkpointed: a resume can still register it
-        raise LibraryError(f"{error}\n  the verified CoNN is kept with run {run_id}: `autoconn induce --resume {run_id}` "
-                           "registers it once this is fixed (add --force to replace the other entry)") from None
 
 
 @dataclass(frozen=True)
@@ -202,8 +188,7 @@ def check_program(program: str | Path, task_path: str | Path, *, oracle: str | N
     record says so; the oracle's draw was held out from everyone."""
     from autoconn.sandbox import open_sandbox
 
-    if sandbox not in SANDBOX_CHOICES:
-        raise RequestError(f"--sandbox {sandbox!r}: choose auto, docker or process")
+    check_sandbox_kind(sandbox)
     task = load_task(task_path, max_seq_len=max_seq_len, limits=limits or Limits())
     source = read_program(Path(program))
     if register is not None:

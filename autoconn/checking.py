@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoconn import __version__
+from autoconn.conn.artifact import Library, LibraryEntry, LibraryError
 from autoconn.conn.compile import CompileSettings
 from autoconn.conn.verify import Verification, score_runtime
+from autoconn.faults import kill_point
 from autoconn.fusion.metadata import FusionOverrides, FusionSpec, build_spec
 from autoconn.task import Example, Task
 
@@ -170,3 +172,25 @@ def fusion_for_task(name: str, task: Task, overrides: Mapping[str, Any] | None =
     values = list(output_values) if output_values else list(task.output_vocab)
     return build_spec(name, list(task.input_vocab), task.output_shape, FusionOverrides.from_json(overrides),
                       output_kind=task.output_kind, output_values=values)
+
+
+def register_checked(library_dir: str, name: str, source: str, task: Task, settings: CompileSettings, *,
+                     size: Mapping[str, Any], spec: Mapping[str, Any], weights: str, verified: Mapping[str, Any],
+                     provenance: Mapping[str, Any], fusion: Mapping[str, Any] | None = None, force: bool = False,
+                     run_id: str | None = None, graph: dict[str, Any] | None = None,
+                     induction: dict[str, Any] | None = None) -> LibraryEntry:
+    """Writes a checked CoNN to the library in one transaction (program, conn.json, weights, graph):
+    the pipeline's register node and `check --register` (autoconn.api) both come here."""
+    fusion_spec = fusion_for_task(name, task, fusion, output_values=spec.get("output_decoding")).to_json()
+    meta = conn_metadata(task, settings, dict(size), dict(spec), dict(verified), dict(provenance), fusion=fusion_spec)
+    if induction is not None:
+        meta["induction"] = induction
+    kill_point("register:before-write")
+    try:
+        return Library(library_dir).write(name, source, meta, weights_file=weights, force=force, run_id=run_id, graph=graph)
+    except LibraryError as error:
+        if run_id is None:
+            raise
+        # the verdict stays checkpointed: a resume can still register it
+        raise LibraryError(f"{error}\n  the verified CoNN is kept with run {run_id}: `autoconn induce --resume {run_id}` "
+                           "registers it once this is fixed (add --force to replace the other entry)") from None

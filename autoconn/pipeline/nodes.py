@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 from langgraph.runtime import Runtime
 
-from autoconn.checking import display_graph, make_job, output_kind_problem
+from autoconn.checking import display_graph, make_job, output_kind_problem, register_checked
 from autoconn.conn.compile import CompileSettings, default_settings
-from autoconn.conn.verify import Verification, by_length, score_runtime
+from autoconn.conn.verify import Failure, Verification, by_length, score_runtime
 from autoconn.inducers.base import Counterexample, Feedback, Inducer, Proposal
 from autoconn.oracle import Draw
 from autoconn.pipeline.context import RunContext
@@ -86,14 +86,17 @@ def feedback_objects(state: InductionState) -> list[Feedback]:
 
 def feedback_record(feedback: Feedback) -> FeedbackRecord:
     return {"source": feedback.source, "stage": feedback.stage, "message": feedback.message,
-            "counterexamples": [{"input": list(c.inputs), "expected": list(c.expected), "got": list(c.got)}
-                                for c in feedback.counterexamples]}
+            "counterexamples": [counterexample_record(c) for c in feedback.counterexamples]}
 
 
 def counterexamples(verification: Verification) -> list[CounterexampleRecord]:
     shortest_first = sorted(verification.failures, key=lambda f: len(f.inputs))
-    return [{"input": list(f.inputs), "expected": list(f.expected), "got": list(f.got)}
-            for f in shortest_first[:MAX_COUNTEREXAMPLES]]
+    return [counterexample_record(f) for f in shortest_first[:MAX_COUNTEREXAMPLES]]
+
+
+def counterexample_record(found: Counterexample | Failure) -> CounterexampleRecord:
+    """A wrong answer as plain data, whether the host scored it (Failure) or an inducer reported it."""
+    return {"input": list(found.inputs), "expected": list(found.expected), "got": list(found.got)}
 
 
 def revealed(state: InductionState) -> int:
@@ -330,9 +333,7 @@ def test(state: InductionState, *, runtime: Runtime[RunContext]) -> InductionSta
 
 
 def register(state: InductionState, *, runtime: Runtime[RunContext]) -> InductionState:
-    """Writes the tested candidate to the library (one transaction; see autoconn.api.register)."""
-    from autoconn.api import register_checked
-
+    """Writes the tested candidate to the library (one transaction: checking.register_checked)."""
     context, config = runtime.context, state["config"]
     winner = state.get("tested") or {}
     log = run_log(state)
