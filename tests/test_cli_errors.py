@@ -103,3 +103,27 @@ def test_bench_records_a_bad_task_file_as_that_task_failing_and_goes_on(tmp_path
     assert rows["copy"]["solved"] is True
     bad_budget = autoconn("bench", str(suite), "--budget", "inf", cwd=tmp_path)
     assert bad_budget.returncode == 2 and "finite" in bad_budget.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["review", "--library", "lib"], "--library is now --out"),
+    (["export", "reverse", "--to", "x", "--library", "lib"], "--library is now --out"),
+    (["bench", "rule_examples", "--library", "lib"], "--library is now --out"),
+    (["induce", "--resume", "no-such-run", "--runs-dir", "runs"], "no run 'no-such-run' under runs/"),
+    (["induce", str(REPO / "rule_examples" / "reverse.jsonl"), "--sandbox", "vm"],
+     "--sandbox 'vm': choose auto, docker or process"),
+    (["check", "missing.py", str(REPO / "rule_examples" / "reverse.jsonl"), "--sandbox", "vm"],
+     "--sandbox 'vm': choose auto, docker or process"),
+])
+def test_request_errors_are_one_line_and_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
+                                                message: str) -> None:
+    """Refused before any work, in process (no sandbox, no run folder): the message, exit 2, nothing written."""
+    from typer.testing import CliRunner
+
+    from autoconn.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
